@@ -1,0 +1,17 @@
+"""Sources and sinks: files, in-memory lists (and the interfaces to write your own)."""
+
+from flowlib.connectors.base import Sink, SinkPartition, Source, SourcePartition
+from flowlib.connectors.files import JsonLinesSink, JsonLinesSource, TextLines
+from flowlib.connectors.memory import ListSink, ListSource
+
+__all__ = [
+    "JsonLinesSink",
+    "JsonLinesSource",
+    "ListSink",
+    "ListSource",
+    "Sink",
+    "SinkPartition",
+    "Source",
+    "SourcePartition",
+    "TextLines",
+]

@@ -1,0 +1,484 @@
+"""Compiles a flowlib graph into a bytewax dataflow. The only module that uses bytewax operators.
+
+Items travel through bytewax in batches: every bytewax item is a ``list`` of events (or a
+:class:`_DeadBatch` of dead letters), so bytewax's per-item cost is paid once per batch. A keyed
+step routes each batch into per-key-group sub-batches; one bytewax stateful logic per key group
+holds a :class:`~flowlib.state.StateBackend` for all keys of the group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Stream as BxStream
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from typing_extensions import override
+
+from flowlib._graph import (
+    FunctionNode,
+    MergeNode,
+    Node,
+    ProcessNode,
+    SinkNode,
+    SourceNode,
+    walk,
+)
+from flowlib.codecs import codec_for
+from flowlib.connectors.base import Sink, SinkPartition, Source, SourcePartition
+from flowlib.connectors.files import JsonLinesSink
+from flowlib.dead_letter import DeadLetter
+from flowlib.engine._counters import Counters
+from flowlib.engine._keygroups import group_of
+from flowlib.engine._snapshots import decode_snapshot, encode_snapshot
+from flowlib.errors import FlowBuildError
+from flowlib.flow import Flow
+from flowlib.processor import Context
+from flowlib.state import StateBackend, snapshot_schema
+
+__all__ = ["Compiled", "compile_flow", "default_dead_letter_sink", "step_kinds"]
+
+
+class _DeadBatch(list[DeadLetter]):
+    """Dead letters travelling beside the data batches of a step."""
+
+
+def _is_data(item: object) -> bool:
+    return type(item) is list
+
+
+def _is_data_pair(item: tuple[str, object]) -> bool:
+    return type(item[1]) is list
+
+
+@dataclass
+class Compiled:
+    dataflow: Dataflow
+    counters: Counters
+    stateful_steps: list[str]
+
+
+def step_kinds(flow: Flow) -> list[tuple[str, str]]:
+    """``(step id, kind)`` of every step, in build order."""
+    out = []
+    for n in walk(flow.sinks):
+        if isinstance(n, FunctionNode):
+            kind = n.kind
+        elif isinstance(n, ProcessNode):
+            kind = "process (keyed)" if n.key_fn is not None else "process"
+        else:
+            kind = type(n).__name__.removesuffix("Node").lower()
+        out.append((n.id, kind))
+    return out
+
+
+def default_dead_letter_sink(flow: Flow) -> Sink[DeadLetter]:
+    """The flow's dead-letter sink, or a ``dead_letters.jsonl`` beside its first file sink."""
+    if flow.dead_letters is not None:
+        return flow.dead_letters
+    for s in flow.sinks:
+        path = getattr(s.sink, "path", None)
+        if isinstance(path, Path):
+            return JsonLinesSink(path.parent / "dead_letters.jsonl", DeadLetter)
+    return JsonLinesSink(Path(f"{flow.name}-dead_letters.jsonl"), DeadLetter)
+
+
+def compile_flow(flow: Flow, *, recovery: bool) -> Compiled:
+    """The bytewax dataflow of ``flow``; ``recovery`` says whether snapshots are kept."""
+    if not flow.sinks:
+        msg = f"flow {flow.name!r} has no sink: nothing would be written"
+        raise FlowBuildError(msg)
+    nodes = walk(flow.sinks)
+    kinds = step_kinds(flow)
+    counters = Counters(flow.name, [*kinds, ("dead_letters", "sink")])
+    df = Dataflow(flow.name)
+    streams: dict[int, BxStream[Any]] = {}
+    dead: list[BxStream[Any]] = []
+    fail = flow.on_error == "fail"
+
+    def data_and_dead(step: str, s: BxStream[Any]) -> BxStream[Any]:
+        b = op.branch(f"{step}__split", s, _is_data)
+        dead.append(b.falses)
+        return b.trues
+
+    for n in nodes:
+        if isinstance(n, SourceNode):
+            raw = op.input(n.id, df, _BxSource(n.source, n.id, counters))
+            streams[id(n)] = data_and_dead(n.id, raw)
+        elif isinstance(n, FunctionNode):
+            fn = _function_step(n, counters, fail)
+            streams[id(n)] = data_and_dead(
+                n.id, op.flat_map(n.id, streams[id(n.inputs[0])], fn)
+            )
+        elif isinstance(n, ProcessNode) and n.key_fn is None:
+            fn = _stateless_process_step(n, counters, fail)
+            streams[id(n)] = data_and_dead(
+                n.id, op.flat_map(n.id, streams[id(n.inputs[0])], fn)
+            )
+        elif isinstance(n, ProcessNode):
+            streams[id(n)] = _keyed_process(
+                n, streams[id(n.inputs[0])], flow, counters, fail, recovery, dead
+            )
+        elif isinstance(n, MergeNode):
+            ups = [streams[id(i)] for i in n.inputs]
+            merged = op.merge(n.id, *ups)
+            streams[id(n)] = op.map(f"{n.id}__count", merged, _counting(n.id, counters))
+        elif isinstance(n, SinkNode):
+            _attach_sink(n.id, n.sink, streams[id(n.inputs[0])], counters)
+        else:  # pragma: no cover - the graph has no other node kinds
+            raise AssertionError(type(n))
+    all_dead = op.merge("dead_letters__merge", *dead)
+    _attach_sink("dead_letters", default_dead_letter_sink(flow), all_dead, counters)
+    stateful = [n.id for n in nodes if isinstance(n, ProcessNode) and n.key_fn is not None]
+    return Compiled(df, counters, stateful)
+
+
+def _counting(step: str, counters: Counters) -> Callable[[list[Any]], list[Any]]:
+    def count(batch: list[Any]) -> list[Any]:
+        counters.add(step, len(batch), len(batch), 0)
+        return batch
+
+    return count
+
+
+# --- sources -------------------------------------------------------------------------------
+
+
+class _BxSourcePartition(StatefulSourcePartition[list[Any], Any]):
+    def __init__(self, part: SourcePartition[Any], step: str, counters: Counters) -> None:
+        self._part = part
+        self._step = step
+        self._counters = counters
+
+    @override
+    def next_batch(self) -> list[list[Any]]:
+        got = self._part.read_batch()
+        if got is None:
+            raise StopIteration
+        events, dead = got
+        self._counters.add(self._step, len(events) + len(dead), len(events), len(dead))
+        out: list[list[Any]] = []
+        if events:
+            out.append(events)
+        if dead:
+            out.append(_DeadBatch(dead))
+        return out
+
+    @override
+    def snapshot(self) -> Any:
+        return self._part.position()
+
+    @override
+    def close(self) -> None:
+        self._part.close()
+
+
+class _BxSource(FixedPartitionedSource[list[Any], Any]):
+    def __init__(self, source: Source[Any], step: str, counters: Counters) -> None:
+        self._source = source
+        self._step = step
+        self._counters = counters
+
+    @override
+    def list_parts(self) -> list[str]:
+        return self._source.partitions()
+
+    @override
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: Any | None
+    ) -> _BxSourcePartition:
+        part = self._source.open(for_part, self._step, resume_state)
+        return _BxSourcePartition(part, self._step, self._counters)
+
+
+# --- stateless steps ----------------------------------------------------------------------
+
+
+def _function_step(
+    n: FunctionNode, counters: Counters, fail: bool
+) -> Callable[[list[Any]], list[list[Any]]]:
+    fn, step, kind = n.fn, n.id, n.kind
+
+    def apply(batch: list[Any]) -> tuple[list[Any], list[DeadLetter]]:
+        out: list[Any] = []
+        dead: list[DeadLetter] = []
+        i, size = 0, len(batch)
+        # A failing event is dead-lettered and the loop resumes after it, without re-running fn
+        # on the events before it.
+        while i < size:
+            j = i
+            try:
+                if kind == "map":
+                    append = out.append
+                    for j in range(i, size):
+                        append(fn(batch[j]))
+                elif kind == "filter":
+                    append = out.append
+                    for j in range(i, size):
+                        e = batch[j]
+                        if fn(e):
+                            append(e)
+                else:
+                    extend = out.extend
+                    for j in range(i, size):
+                        extend(fn(batch[j]))
+                break
+            except Exception as exc:
+                if fail:
+                    raise
+                dead.append(DeadLetter.from_error(step, exc, batch[j]))
+                i = j + 1
+        return out, dead
+
+    def run(batch: list[Any]) -> list[list[Any]]:
+        out, dead = apply(batch)
+        counters.add(step, len(batch), len(out), len(dead))
+        return _emit(out, dead)
+
+    return run
+
+
+def _emit(out: list[Any], dead: list[DeadLetter]) -> list[list[Any]]:
+    items: list[list[Any]] = []
+    if out:
+        items.append(out)
+    if dead:
+        items.append(_DeadBatch(dead))
+    return items
+
+
+def _run_processor(
+    process: Callable[[Any, Any], None],
+    ctx: Context[Any, Any, Any],
+    pairs: Iterable[tuple[Any, Any]],
+    step: str,
+    fail: bool,
+    dead: list[DeadLetter],
+) -> int:
+    """Calls ``process`` for every ``(key, event)``; returns how many events it saw."""
+    seen = 0
+    it = iter(pairs)
+    while True:
+        try:
+            for key, event in it:
+                seen += 1
+                ctx.key = key
+                process(ctx, event)
+            return seen
+        except Exception as exc:
+            if fail:
+                raise
+            dead.append(DeadLetter.from_error(step, exc, event))
+
+
+def _stateless_process_step(
+    n: ProcessNode, counters: Counters, fail: bool
+) -> Callable[[list[Any]], list[list[Any]]]:
+    step = n.id
+    processor = n.processor
+    ctx: Context[Any, Any, Any] = Context(step, None)
+
+    def run(batch: list[Any]) -> list[list[Any]]:
+        out: list[Any] = []
+        ctx._out = out
+        dead: list[DeadLetter] = []
+        seen = _run_processor(
+            processor.process, ctx, ((None, e) for e in batch), step, fail, dead
+        )
+        counters.add(step, seen, len(out), len(dead))
+        return _emit(out, dead)
+
+    return run
+
+
+# --- keyed steps ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _KeyedRuntime:
+    step: str
+    process: ProcessNode
+    recovery: bool
+    fail: bool
+    counters: Counters
+
+
+class _GroupLogic(StatefulBatchLogic[list[tuple[Any, Any]], list[Any], bytes | None]):
+    """The state and processor of one key group."""
+
+    def __init__(self, rt: _KeyedRuntime, resume: bytes | None) -> None:
+        n = rt.process
+        self._rt = rt
+        key_codec, value_codec = codec_for(n.key_type), codec_for(n.state_type)
+        self.backend: StateBackend[Any, Any] = n.state(key_codec, value_codec)
+        self._eof_done = False
+        if resume is not None:
+            snap = decode_snapshot(resume, rt.step, snapshot_schema(key_codec, value_codec))
+            self.backend.restore(snap.table)
+            self._eof_done = snap.eof_done
+        self.ctx: Context[Any, Any, Any] = Context(rt.step, self.backend)
+
+    @override
+    def on_batch(self, values: list[list[tuple[Any, Any]]]) -> tuple[list[list[Any]], bool]:
+        rt = self._rt
+        out: list[Any] = []
+        self.ctx._out = out
+        dead: list[DeadLetter] = []
+        process = rt.process.processor.process
+        seen = 0
+        for pairs in values:
+            seen += _run_processor(process, self.ctx, pairs, rt.step, rt.fail, dead)
+        rt.counters.add(rt.step, seen, len(out), len(dead))
+        return _emit(out, dead), False
+
+    @override
+    def on_eof(self) -> tuple[list[list[Any]], bool]:
+        if self._eof_done:  # a resumed run of a finished input must not emit twice
+            return [], False
+        self._eof_done = True
+        rt = self._rt
+        out: list[Any] = []
+        self.ctx._out = out
+        dead: list[DeadLetter] = []
+        on_eof = rt.process.processor.on_eof
+        for key, _ in self.backend.items():
+            self.ctx.key = key
+            try:
+                on_eof(self.ctx)
+            except Exception as exc:
+                if rt.fail:
+                    raise
+                dead.append(DeadLetter.from_error(rt.step, exc, {"key": key, "hook": "on_eof"}))
+        rt.counters.add(rt.step, 0, len(out), len(dead))
+        return _emit(out, dead), False
+
+    @override
+    def snapshot(self) -> bytes | None:
+        if not self._rt.recovery:  # bytewax snapshots even with recovery off: make it free
+            return None
+        n = self._rt.process
+        return encode_snapshot(n.id, n.key_type, n.state_type, self.backend, self._eof_done)
+
+
+def _keyed_process(
+    n: ProcessNode,
+    up: BxStream[Any],
+    flow: Flow,
+    counters: Counters,
+    fail: bool,
+    recovery: bool,
+    dead: list[BxStream[Any]],
+) -> BxStream[Any]:
+    key_fn = n.key_fn
+    assert key_fn is not None
+    group = group_of(codec_for(n.key_type), flow.max_key_groups)
+    step = n.id
+
+    def route(batch: list[Any]) -> list[Any]:
+        groups: dict[str, list[tuple[Any, Any]]] = {}
+        failed: list[DeadLetter] = []
+        for e in batch:
+            try:
+                k = key_fn(e)
+                g = group(k)
+            except Exception as exc:
+                if fail:
+                    raise
+                failed.append(DeadLetter.from_error(f"{step}.key_by", exc, e))
+                continue
+            pairs = groups.get(g)
+            if pairs is None:
+                groups[g] = [(k, e)]
+            else:
+                pairs.append((k, e))
+        items: list[Any] = list(groups.items())
+        if failed:
+            counters.add(step, len(failed), 0, len(failed))
+            items.append(("", _DeadBatch(failed)))
+        return items
+
+    routed = op.flat_map(f"{step}__route", up, route)
+    b = op.branch(f"{step}__route_split", routed, _is_data_pair)
+    dead.append(op.map(f"{step}__route_dead", b.falses, itemgetter(1)))
+    rt = _KeyedRuntime(step, n, recovery, fail, counters)
+
+    def build(resume: bytes | None) -> _GroupLogic:
+        return _GroupLogic(rt, resume)
+
+    out = op.stateful_batch(step, b.trues, build)
+    return _split_dead(step, op.map(f"{step}__unkey", out, itemgetter(1)), dead)
+
+
+def _split_dead(step: str, s: BxStream[Any], dead: list[BxStream[Any]]) -> BxStream[Any]:
+    b = op.branch(f"{step}__split", s, _is_data)
+    dead.append(b.falses)
+    return b.trues
+
+
+# --- sinks ---------------------------------------------------------------------------------
+
+
+class _BxSinkPartition(StatefulSinkPartition[list[Any], Any]):
+    def __init__(self, part: SinkPartition[Any], step: str, counters: Counters) -> None:
+        self._part = part
+        self._step = step
+        self._counters = counters
+
+    @override
+    def write_batch(self, values: list[list[Any]]) -> None:
+        items = values[0] if len(values) == 1 else [x for batch in values for x in batch]
+        self._part.write_batch(items)
+        self._counters.add(self._step, len(items), len(items), 0)
+
+    @override
+    def snapshot(self) -> Any:
+        return self._part.position()
+
+    @override
+    def close(self) -> None:
+        self._part.close()
+
+
+class _BxSink(FixedPartitionedSink[list[Any], Any]):
+    def __init__(self, sink: Sink[Any], step: str, counters: Counters) -> None:
+        self._sink = sink
+        self._step = step
+        self._counters = counters
+
+    @override
+    def list_parts(self) -> list[str]:
+        return self._sink.partitions()
+
+    @override
+    def part_fn(self, item_key: str) -> int:
+        return int(item_key)
+
+    @override
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: Any | None
+    ) -> _BxSinkPartition:
+        return _BxSinkPartition(self._sink.open(for_part, resume_state), self._step, self._counters)
+
+
+def _attach_sink(step: str, sink: Sink[Any], up: BxStream[Any], counters: Counters) -> None:
+    if len(sink.partitions()) == 1:
+        def route(batch: list[Any]) -> list[tuple[str, list[Any]]]:
+            return [("0", batch)]
+    else:
+        part_of = sink.partition_of
+
+        def route(batch: list[Any]) -> list[tuple[str, list[Any]]]:
+            parts: dict[str, list[Any]] = {}
+            for x in batch:
+                parts.setdefault(str(part_of(x)), []).append(x)
+            return list(parts.items())
+
+    keyed = op.flat_map(f"{step}__partition", up, route)
+    op.output(step, keyed, _BxSink(sink, step, counters))

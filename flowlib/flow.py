@@ -1,0 +1,295 @@
+"""Building flows: :class:`Flow`, typed :class:`Stream` and :class:`KeyedStream`.
+
+Every method checks what it can when it is called, so a flow whose steps do not fit fails when it
+is built, before any event runs, with a message naming both steps and both types.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, Literal, TypeVar
+
+from flowlib._graph import FunctionNode, MergeNode, Node, ProcessNode, SinkNode, SourceNode
+from flowlib._types import fits, parameter_types, processor_types, return_type, type_name
+from flowlib.connectors.base import Sink, Source
+from flowlib.dead_letter import DeadLetter
+from flowlib.errors import FlowBuildError
+from flowlib.processor import Processor
+from flowlib.state import StateBackendFactory
+from state_backends.memory import MemoryBackend
+
+__all__ = ["Flow", "KeyedStream", "Stream"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+K = TypeVar("K")
+V = TypeVar("V")
+
+ErrorPolicy = Literal["dead_letter", "fail"]
+
+_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+class Flow:
+    """A typed streaming dataflow: sources, steps and sinks.
+
+    >>> from flowlib.connectors.memory import ListSink, ListSource
+    >>> flow = Flow("doubling")
+    >>> out = ListSink(int)
+    >>> flow.source(ListSource([1, 2, 3], int)).map(lambda x: x * 2).sink(out)
+    >>> from flowlib.engine import run
+    >>> report = run(flow)
+    >>> sorted(out.items)
+    [2, 4, 6]
+
+    ``on_error`` decides what happens when a step raises on an event: ``"dead_letter"`` (the
+    default) records it as a :class:`~flowlib.dead_letter.DeadLetter` and goes on; ``"fail"``
+    stops the run with the user's own exception. Dead letters go to ``dead_letters`` (default: a
+    ``dead_letters.jsonl`` file next to the first file sink, or in the working directory).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_key_groups: int = 128,
+        on_error: ErrorPolicy = "dead_letter",
+        dead_letters: Sink[DeadLetter] | None = None,
+    ) -> None:
+        if not _ID.match(name):
+            msg = f"flow name {name!r} must be letters, digits, '_' or '-'"
+            raise FlowBuildError(msg)
+        if max_key_groups < 1:
+            msg = f"max_key_groups must be at least 1, got {max_key_groups}"
+            raise FlowBuildError(msg)
+        self.name = name
+        self.max_key_groups = max_key_groups
+        self.on_error: ErrorPolicy = on_error
+        self.dead_letters = dead_letters
+        self.sinks: list[SinkNode] = []
+        self._ids: set[str] = set()
+
+    def _claim(self, wanted: str | None, default: str) -> str:
+        if wanted is not None:
+            if not _ID.match(wanted):
+                msg = f"step id {wanted!r} must be letters, digits, '_' or '-'"
+                raise FlowBuildError(msg)
+            if wanted in self._ids:
+                msg = f"step id {wanted!r} is used twice in flow {self.name!r}; give each step a unique name"
+                raise FlowBuildError(msg)
+            self._ids.add(wanted)
+            return wanted
+        base = re.sub(r"[^A-Za-z0-9_\-]", "_", default) or "step"
+        candidate, n = base, 1
+        while candidate in self._ids:
+            n += 1
+            candidate = f"{base}_{n}"
+        self._ids.add(candidate)
+        return candidate
+
+    def source(self, source: Source[T], *, name: str | None = None) -> Stream[T]:
+        """A stream of the events ``source`` reads."""
+        node = SourceNode(
+            self._claim(name, type(source).__name__.lower()),
+            [],
+            source.item_type,
+            source=source,
+        )
+        return Stream(self, node)
+
+    def merge(self, first: Stream[T], *others: Stream[T], name: str | None = None) -> Stream[T]:
+        """One stream of the events of all given streams."""
+        return first.merge(*others, name=name)
+
+    def stateful_steps(self) -> list[str]:
+        """Ids of the steps that keep keyed state, in build order (recorded in checkpoints)."""
+        from flowlib._graph import walk
+
+        return [
+            n.id for n in walk(self.sinks) if isinstance(n, ProcessNode) and n.key_fn is not None
+        ]
+
+
+class Stream(Generic[T]):
+    """A stream of events of type ``T``."""
+
+    def __init__(self, flow: Flow, node: Node) -> None:
+        self.flow = flow
+        self.node = node
+
+    @property
+    def item_type(self) -> object:
+        """The runtime type of the events, ``Any`` when no annotation says."""
+        return self.node.out_type
+
+    def _fn(
+        self,
+        kind: Literal["map", "filter", "flat_map"],
+        fn: Callable[[Any], Any],
+        name: str | None,
+        out_type: object,
+    ) -> Node:
+        _check_callable_input(fn, self, kind, name)
+        return FunctionNode(
+            self.flow._claim(name, f"{kind}_{_fn_name(fn)}"),
+            [self.node],
+            out_type,
+            kind=kind,
+            fn=fn,
+        )
+
+    def map(self, fn: Callable[[T], U], *, name: str | None = None) -> Stream[U]:
+        """Each event transformed by ``fn``."""
+        return Stream(self.flow, self._fn("map", fn, name, return_type(fn)))
+
+    def filter(self, pred: Callable[[T], bool], *, name: str | None = None) -> Stream[T]:
+        """Only the events for which ``pred`` is true (the others are dropped by design)."""
+        return Stream(self.flow, self._fn("filter", pred, name, self.item_type))
+
+    def flat_map(self, fn: Callable[[T], Iterable[U]], *, name: str | None = None) -> Stream[U]:
+        """Every item of the iterable ``fn`` returns for each event."""
+        ret = return_type(fn)
+        args = getattr(ret, "__args__", None)
+        out = args[0] if args and len(args) == 1 else Any
+        return Stream(self.flow, self._fn("flat_map", fn, name, out))
+
+    def key_by(
+        self, key: Callable[[T], K], *, key_type: type[K] | None = None
+    ) -> KeyedStream[K, T]:
+        """This stream keyed by ``key(event)``, ready for a stateful :meth:`KeyedStream.process`.
+
+        ``key_type`` is only needed when ``key`` is a lambda and the processor does not declare
+        its key type: it fixes the key column of checkpoints.
+        """
+        declared = key_type if key_type is not None else return_type(key)
+        return KeyedStream(self, key, declared)
+
+    def process(self, processor: Processor[T, U], *, name: str | None = None) -> Stream[U]:
+        """Events through a stateless ``processor`` (no ``ctx.state``)."""
+        node = _process_node(self, processor, name, None, Any, MemoryBackend)
+        return Stream(self.flow, node)
+
+    def merge(self, *others: Stream[T], name: str | None = None) -> Stream[T]:
+        """One stream of the events of this stream and ``others``."""
+        streams = (self, *others)
+        for s in others:
+            if s.flow is not self.flow:
+                msg = "cannot merge streams of different flows"
+                raise FlowBuildError(msg)
+            if not (fits(s.item_type, self.item_type) or fits(self.item_type, s.item_type)):
+                msg = (
+                    f"cannot merge step {s.node.id!r} ({type_name(s.item_type)}) with step "
+                    f"{self.node.id!r} ({type_name(self.item_type)}): the types differ"
+                )
+                raise FlowBuildError(msg)
+        node = MergeNode(
+            self.flow._claim(name, "merge"), [s.node for s in streams], self.item_type
+        )
+        return Stream(self.flow, node)
+
+    def sink(self, sink: Sink[T], *, name: str | None = None) -> None:
+        """Write every event to ``sink``."""
+        step = self.flow._claim(name, type(sink).__name__.lower())
+        if not fits(self.item_type, sink.item_type):
+            msg = (
+                f"sink {step!r} accepts {type_name(sink.item_type)} but step {self.node.id!r} "
+                f"produces {type_name(self.item_type)}"
+            )
+            raise FlowBuildError(msg)
+        self.flow.sinks.append(SinkNode(step, [self.node], self.item_type, sink=sink))
+
+
+class KeyedStream(Generic[K, T]):
+    """A stream of events of type ``T`` keyed by ``K``: the input of stateful processors."""
+
+    def __init__(self, stream: Stream[T], key: Callable[[T], K], key_type: object) -> None:
+        self.stream = stream
+        self.key = key
+        self.key_type = key_type
+
+    def process(
+        self,
+        processor: Processor[T, U, K, V],
+        *,
+        name: str | None = None,
+        state: StateBackendFactory[K, V] = MemoryBackend,
+    ) -> Stream[U]:
+        """Events through ``processor``, which sees each event's key and that key's state.
+
+        The step id (``name``, default: the processor's class name) names the state in
+        checkpoints: keep it stable across versions of the flow.
+        """
+        node = _process_node(self.stream, processor, name, self.key, self.key_type, state)
+        return Stream(self.stream.flow, node)
+
+
+def _process_node(
+    up: Stream[Any],
+    processor: Processor[Any, Any, Any, Any],
+    name: str | None,
+    key_fn: Callable[[Any], Any] | None,
+    key_type: object,
+    state: StateBackendFactory[Any, Any],
+) -> ProcessNode:
+    if not isinstance(processor, Processor):
+        msg = f"process() needs a flowlib Processor, got {type(processor).__name__}"
+        raise FlowBuildError(msg)
+    in_t, out_t, k_t, v_t = processor_types(type(processor), Processor)
+    # Generic operators leave K and V open; they may name them as attributes instead.
+    if k_t is Any:
+        k_t = getattr(processor, "key_type", Any)
+    if v_t is Any:
+        v_t = getattr(processor, "state_type", Any)
+    step = up.flow._claim(name, type(processor).__name__)
+    if key_fn is None and v_t is not Any:
+        msg = (
+            f"step {step!r} ({type(processor).__name__}) keeps keyed state: key the stream "
+            f"from {up.node.id!r} first, e.g. .key_by(...).process(...)"
+        )
+        raise FlowBuildError(msg)
+    if not fits(up.item_type, in_t):
+        msg = (
+            f"step {step!r} ({type(processor).__name__}) consumes {type_name(in_t)} but its input "
+            f"step {up.node.id!r} produces {type_name(up.item_type)}"
+        )
+        raise FlowBuildError(msg)
+    if key_fn is not None and not fits(key_type, k_t):
+        msg = (
+            f"step {step!r} ({type(processor).__name__}) expects keys of type {type_name(k_t)} "
+            f"but the stream from {up.node.id!r} is keyed by {type_name(key_type)}"
+        )
+        raise FlowBuildError(msg)
+    if key_fn is not None and k_t is Any:
+        k_t = key_type
+    return ProcessNode(
+        step,
+        [up.node],
+        out_t,
+        processor=processor,
+        key_fn=key_fn,
+        key_type=k_t,
+        state_type=v_t,
+        state=state,
+    )
+
+
+def _fn_name(fn: Callable[..., object]) -> str:
+    name = getattr(fn, "__name__", type(fn).__name__)
+    return "lambda" if name == "<lambda>" else name
+
+
+def _check_callable_input(
+    fn: Callable[..., object], up: Stream[Any], kind: str, name: str | None
+) -> None:
+    params = parameter_types(fn)
+    if not params:
+        return
+    expected = params[0]
+    if not fits(up.item_type, expected):
+        label = name or f"{kind}_{_fn_name(fn)}"
+        msg = (
+            f"step {label!r} ({_fn_name(fn)}) takes {type_name(expected)} but its input step "
+            f"{up.node.id!r} produces {type_name(up.item_type)}"
+        )
+        raise FlowBuildError(msg)

@@ -1,0 +1,105 @@
+"""Processors: the unit of user logic, and the context they see.
+
+A :class:`Processor` consumes events of type ``In`` and emits events of type ``Out`` through its
+:class:`Context`. On a keyed stream the context also exposes the current key (``K``) and that key's
+state (``V``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
+
+from flowlib.errors import FlowlibError
+from flowlib.state import StateBackend
+
+__all__ = ["Context", "Processor", "ValueState"]
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+K = TypeVar("K", default=Any)
+V = TypeVar("V", default=Any)
+O = TypeVar("O")  # noqa: E741
+T = TypeVar("T")
+
+
+class ValueState(Generic[V]):
+    """The state of the context's current key."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: Context[Any, V, Any]) -> None:
+        self._ctx = ctx
+
+    def get(self, default: V) -> V:
+        """The current key's value, or ``default`` when it has none yet."""
+        value = self._ctx._backend_or_raise().get(self._ctx.key)
+        return default if value is None else value
+
+    def get_optional(self) -> V | None:
+        """The current key's value, or ``None``."""
+        return self._ctx._backend_or_raise().get(self._ctx.key)
+
+    def set(self, value: V) -> None:
+        """Store ``value`` for the current key."""
+        self._ctx._backend_or_raise().put(self._ctx.key, value)
+
+    def clear(self) -> None:
+        """Forget the current key's state."""
+        self._ctx._backend_or_raise().delete(self._ctx.key)
+
+
+class Context(Generic[K, V, O]):
+    """What a processor sees while it handles one event.
+
+    The engine reuses one context per key group and rebinds ``key`` before each call, so a
+    processor must not keep a context (or its ``state``) beyond the call it was given in.
+    """
+
+    __slots__ = ("_backend", "_out", "key", "state", "step")
+
+    def __init__(self, step: str, backend: StateBackend[K, V] | None) -> None:
+        self.step = step
+        self._backend = backend
+        self._out: list[O] = []
+        self.key: K = None  # type: ignore[assignment]  # bound by the engine before every call
+        self.state: ValueState[V] = ValueState(self)
+
+    def emit(self, value: O) -> None:
+        """Send ``value`` downstream."""
+        self._out.append(value)
+
+    def _backend_or_raise(self) -> StateBackend[K, V]:
+        if self._backend is None:
+            msg = (
+                f"step {self.step!r} has no keyed state: key the stream first "
+                "(stream.key_by(...).process(...))"
+            )
+            raise FlowlibError(msg)
+        return self._backend
+
+
+class Processor(ABC, Generic[In, Out, K, V]):
+    """User logic: handles one event at a time, emits zero or more results.
+
+    ``Processor[In, Out]`` is stateless; a keyed processor names its key and state types too,
+    ``Processor[In, Out, K, V]``, so mypy checks them against the stream and the engine knows the
+    Arrow schema of its checkpoints before the first event.
+
+    >>> class Running(Processor[int, int, str, int]):
+    ...     def process(self, ctx: Context[str, int, int], event: int) -> None:
+    ...         total = ctx.state.get(0) + event
+    ...         ctx.state.set(total)
+    ...         ctx.emit(total)
+
+    Raising inside :meth:`process` sends the event to the dead-letter output; the run goes on.
+    """
+
+    @abstractmethod
+    def process(self, ctx: Context[K, V, Out], event: In) -> None:
+        """Handle one event."""
+
+    def on_eof(self, ctx: Context[K, V, Out]) -> None:  # noqa: B027  # optional hook
+        """Called at the end of a bounded input, once per key that has state (``ctx.key``)."""

@@ -1,0 +1,155 @@
+"""examples/log_agg.py through the CLI on the real Apache sample, checked against LogHub's labels."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.examples.cli_helpers import LOGHUB, ROOT, flowlib_command, run_cli, structured_rows
+
+SCRIPT = ROOT / "examples" / "log_agg.py"
+APACHE = LOGHUB / "Apache" / "Apache_2k.log"
+
+
+def read_jsonl(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def expected_template_counts() -> Counter[tuple[str, str]]:
+    return Counter((r["Level"], r["EventId"]) for r in structured_rows("Apache"))
+
+
+def expected_minute_counts() -> Counter[str]:
+    out: Counter[str] = Counter()
+    for r in structured_rows("Apache"):
+        t = datetime.strptime(r["Time"], "%a %b %d %H:%M:%S %Y").replace(second=0, tzinfo=UTC)
+        out[t.isoformat()] += 1
+    return out
+
+
+def template_counts(out: Path) -> Counter[tuple[str, str]]:
+    rows = read_jsonl(out / "counts_by_template.jsonl")
+    got = Counter({(str(r["level"]), str(r["template_id"])): int(str(r["count"])) for r in rows})
+    assert len(rows) == len(got), "one row per (level, template)"
+    return got
+
+
+def minute_counts(out: Path) -> Counter[str]:
+    rows = read_jsonl(out / "counts_by_minute.jsonl")
+    got: Counter[str] = Counter()
+    for r in rows:
+        got[datetime.fromisoformat(str(r["minute"])).isoformat()] += int(str(r["count"]))
+    assert len(rows) == len(got)
+    return got
+
+
+def test_counts_match_loghub_labels(tmp_path: Path) -> None:
+    stderr = run_cli("run", SCRIPT, "--", "--out", tmp_path)
+    assert template_counts(tmp_path) == expected_template_counts()
+    assert minute_counts(tmp_path) == expected_minute_counts()
+    assert (tmp_path / "dead_letters.jsonl").read_text() == ""
+    assert "count_per_template" in stderr and "2000" in stderr  # the per-step report
+
+
+def test_default_run_writes_to_out(tmp_path: Path) -> None:
+    run_cli("run", SCRIPT, cwd=tmp_path)
+    assert template_counts(tmp_path / "out" / "log_agg") == expected_template_counts()
+
+
+def with_garbage(tmp_path: Path, copies: int = 1) -> tuple[Path, list[str]]:
+    """The Apache sample ``copies`` times, with malformed lines mixed in."""
+    lines = APACHE.read_text().splitlines()
+    garbage = ["this is not a log line", "[Sun Dec 04 04:47:44 2005] notice missing brackets",
+               "[Xyz Dec 04 04:47:44 2005] [notice] bad weekday",
+               "[Sun Dec 04 04:47:44 2005] [error] a message no template knows"]
+    out, bad = [], []
+    for c in range(copies):
+        for i, line in enumerate(lines):
+            out.append(line)
+            if i % 500 == 7:
+                g = garbage[(i // 500 + c) % len(garbage)]
+                out.append(g)
+                bad.append(g)
+    path = tmp_path / "apache_with_garbage.log"
+    path.write_text("\r\n".join(out) + "\r\n")
+    return path, bad
+
+
+def test_malformed_lines_become_dead_letters_and_counts_add_up(tmp_path: Path) -> None:
+    log, bad = with_garbage(tmp_path)
+    stderr = run_cli("run", SCRIPT, "--", log, "--out", tmp_path / "o")
+    assert template_counts(tmp_path / "o") == expected_template_counts()
+    dead = read_jsonl(tmp_path / "o" / "dead_letters.jsonl")
+    assert sorted(str(d["record"]) for d in dead) == sorted(bad)
+    assert {d["step"] for d in dead} == {"parse"}
+    assert all(str(d["origin"]).startswith(str(log) + ":") for d in dead)
+    # in = out + dead letters for the source step, as the report prints it
+    parse_line = next(line for line in stderr.splitlines() if line.startswith("parse "))
+    n_in, n_out, n_dead = (int(x) for x in parse_line.split()[-3:])
+    assert (n_in, n_out, n_dead) == (2000 + len(bad), 2000, len(bad))
+
+
+def test_two_processes_give_the_same_result(tmp_path: Path) -> None:
+    run_cli("run", SCRIPT, "-p", "2", "--", "--out", tmp_path / "p2")
+    run_cli("run", SCRIPT, "-w", "2", "--", "--out", tmp_path / "w2")
+    assert template_counts(tmp_path / "p2") == expected_template_counts()
+    assert minute_counts(tmp_path / "p2") == expected_minute_counts()
+    assert template_counts(tmp_path / "w2") == expected_template_counts()
+
+
+def test_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    log, bad = with_garbage(tmp_path, copies=150)  # 300k lines: a run of several seconds
+    run_cli("run", SCRIPT, "--", log, "--out", tmp_path / "clean")
+    recovery = tmp_path / "recovery"
+    args = [*flowlib_command(), "run", str(SCRIPT), "--recovery", str(recovery),
+            "--snapshot-interval", "0.2", "--", str(log), "--out", str(tmp_path / "crashed")]
+    proc = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, start_new_session=True)
+    dead_file = tmp_path / "crashed" / "dead_letters.jsonl"
+    deadline = time.monotonic() + 120
+    # Kill once dead letters show the run is well under way but not finished.
+    while time.monotonic() < deadline:
+        if dead_file.exists() and dead_file.stat().st_size > 20_000:
+            break
+        assert proc.poll() is None, "the run ended before it could be killed: make it longer"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "crashed" / "counts_by_template.jsonl").exists() or \
+        (tmp_path / "crashed" / "counts_by_template.jsonl").read_text() == ""
+    run_cli("run", SCRIPT, "--recovery", recovery, "--snapshot-interval", "0.2", "--",
+            log, "--out", tmp_path / "crashed")
+    for name in ("counts_by_template.jsonl", "counts_by_minute.jsonl"):
+        clean = sorted((tmp_path / "clean" / name).read_text().splitlines())
+        resumed = sorted((tmp_path / "crashed" / name).read_text().splitlines())
+        assert resumed == clean, name
+    clean_dead = [d["record"] for d in read_jsonl(tmp_path / "clean" / "dead_letters.jsonl")]
+    resumed_dead = [d["record"] for d in read_jsonl(dead_file)]
+    assert resumed_dead == clean_dead  # no dead letter lost or written twice
+    assert len(clean_dead) == len(bad)
+    counts = template_counts(tmp_path / "crashed")
+    assert counts == Counter({k: v * 150 for k, v in expected_template_counts().items()})
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("examples/nope.py", "flowlib: error: script not found: examples/nope.py"),
+        ("examples/log_agg.py:nothing", "flowlib: error: examples/log_agg.py has no variable "
+         "'nothing'; it defines flow"),
+        ("examples/log_agg.py:DATA", "flowlib: error: examples/log_agg.py:DATA is a PosixPath, "
+         "not a flowlib Flow"),
+    ],
+)
+def test_bad_targets_give_one_line_errors(target: str, message: str) -> None:
+    proc = subprocess.run([*flowlib_command(), "run", target], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == message
