@@ -17,7 +17,7 @@ from pathlib import Path
 
 from flowlib._script import load_flow
 from flowlib.engine import RunReport, StepCounts, run
-from flowlib.engine._recovery import prepare_recovery_dir
+from flowlib.engine._run import prepare_run
 from flowlib.errors import FlowlibError
 
 __all__ = ["main"]
@@ -43,17 +43,19 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between checkpoints (default 10)",
     )
     r.add_argument("--report-file", type=Path, help=argparse.SUPPRESS)
+    r.add_argument("--prepared", action="store_true", help=argparse.SUPPRESS)
     r.add_argument("-q", "--quiet", action="store_true", help="no summary table")
-    r.add_argument("script_args", nargs=argparse.REMAINDER)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``flowlib`` console script; returns the exit status."""
-    args = _parser().parse_args(argv)
-    script_args: list[str] = args.script_args
-    if script_args[:1] == ["--"]:
-        script_args = script_args[1:]
+    argv = sys.argv[1:] if argv is None else argv
+    # Everything after "--", and any argument flowlib does not know, goes to the script.
+    head, tail = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (
+        argv, [])
+    args, unknown = _parser().parse_known_args(head)
+    script_args = [*unknown, *tail]
     try:
         if args.processes < 1 or args.workers < 1:
             _fail("-p and -w must be at least 1")
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 addresses=addresses,
                 recovery_dir=args.recovery,
                 snapshot_interval=timedelta(seconds=args.snapshot_interval),
+                prepared=args.prepared,
             )
     except _UsageError as exc:
         print(f"flowlib: error: {exc}", file=sys.stderr)
@@ -115,8 +118,7 @@ def _free_ports(n: int) -> list[int]:
 def _spawn_local(args: argparse.Namespace, script_args: list[str]) -> RunReport:
     """Run ``args.processes`` processes of one cluster on loopback; merge their reports."""
     flow = load_flow(args.target, script_args)  # fail here, once, on a bad script or variable
-    if args.recovery is not None:
-        prepare_recovery_dir(flow, args.recovery, args.processes * args.workers)
+    prepare_run(flow, args.recovery, args.processes * args.workers)
     addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(args.processes))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="flowlib-run-") as tmp:
@@ -126,7 +128,7 @@ def _spawn_local(args: argparse.Namespace, script_args: list[str]) -> RunReport:
                 sys.executable, "-m", "flowlib.cli", "run", args.target,
                 "-w", str(args.workers), "-a", addresses, "-i", str(i),
                 "--snapshot-interval", str(args.snapshot_interval),
-                "--report-file", str(Path(tmp) / f"{i}.json"),
+                "--report-file", str(Path(tmp) / f"{i}.json"), "--prepared",
             ]
             if args.recovery is not None:
                 cmd += ["--recovery", str(args.recovery)]

@@ -22,27 +22,28 @@ Out = TypeVar("Out")
 K = TypeVar("K", default=Any)
 V = TypeVar("V", default=Any)
 O = TypeVar("O")  # noqa: E741
-T = TypeVar("T")
+CK = TypeVar("CK")
+CV = TypeVar("CV")
 
 
-class ValueState(Generic[V]):
+class ValueState(Generic[CV]):
     """The state of the context's current key."""
 
     __slots__ = ("_ctx",)
 
-    def __init__(self, ctx: Context[Any, V, Any]) -> None:
+    def __init__(self, ctx: Context[Any, CV, Any]) -> None:
         self._ctx = ctx
 
-    def get(self, default: V) -> V:
+    def get(self, default: CV) -> CV:
         """The current key's value, or ``default`` when it has none yet."""
         value = self._ctx._backend_or_raise().get(self._ctx.key)
         return default if value is None else value
 
-    def get_optional(self) -> V | None:
+    def get_optional(self) -> CV | None:
         """The current key's value, or ``None``."""
         return self._ctx._backend_or_raise().get(self._ctx.key)
 
-    def set(self, value: V) -> None:
+    def set(self, value: CV) -> None:
         """Store ``value`` for the current key."""
         self._ctx._backend_or_raise().put(self._ctx.key, value)
 
@@ -51,7 +52,7 @@ class ValueState(Generic[V]):
         self._ctx._backend_or_raise().delete(self._ctx.key)
 
 
-class Context(Generic[K, V, O]):
+class Context(Generic[CK, CV, O]):
     """What a processor sees while it handles one event.
 
     The engine reuses one context per key group and rebinds ``key`` before each call, so a
@@ -60,18 +61,18 @@ class Context(Generic[K, V, O]):
 
     __slots__ = ("_backend", "_out", "key", "state", "step")
 
-    def __init__(self, step: str, backend: StateBackend[K, V] | None) -> None:
+    def __init__(self, step: str, backend: StateBackend[CK, CV] | None) -> None:
         self.step = step
         self._backend = backend
         self._out: list[O] = []
-        self.key: K = None  # type: ignore[assignment]  # bound by the engine before every call
-        self.state: ValueState[V] = ValueState(self)
+        self.key: CK = None  # type: ignore[assignment]  # bound by the engine before every call
+        self.state: ValueState[CV] = ValueState(self)
 
     def emit(self, value: O) -> None:
         """Send ``value`` downstream."""
         self._out.append(value)
 
-    def _backend_or_raise(self) -> StateBackend[K, V]:
+    def _backend_or_raise(self) -> StateBackend[CK, CV]:
         if self._backend is None:
             msg = (
                 f"step {self.step!r} has no keyed state: key the stream first "

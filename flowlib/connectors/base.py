@@ -85,6 +85,12 @@ class Sink(ABC, Generic[T]):
     def open(self, partition: str, resume: Any | None) -> SinkPartition[T]:
         """Open ``partition``, resuming at ``resume`` (a :meth:`SinkPartition.position`)."""
 
+    def prepare(self) -> None:  # noqa: B027  # optional hook
+        """Called once before a fresh (not resumed) run, by one process, before any write.
+
+        File sinks empty their file here, so a run that writes nothing leaves no stale output.
+        """
+
     @property
     def guarantee(self) -> str:
         """Delivery guarantee across a crash and resume, e.g. ``exactly-once``."""

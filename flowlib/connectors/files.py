@@ -215,6 +215,11 @@ class JsonLinesSink(Sink[T]):
     def open(self, partition: str, resume: Any | None) -> SinkPartition[T]:
         return _JsonLinesSinkPartition(Path(partition), self._codec.encode, cast(int, resume))
 
+    @override
+    def prepare(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_bytes(b"")
+
     @property
     @override
     def guarantee(self) -> str:

@@ -38,15 +38,18 @@ def manifest_of(flow: Flow) -> dict[str, Any]:
     }
 
 
-def prepare_recovery_dir(flow: Flow, directory: Path, partitions: int) -> None:
-    """Create and initialise ``directory`` when new; otherwise check it fits ``flow``."""
+def prepare_recovery_dir(flow: Flow, directory: Path, partitions: int) -> bool:
+    """Create and initialise ``directory`` when new; otherwise check it fits ``flow``.
+
+    Returns whether the run starts fresh (no checkpoint to resume from).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     manifest_path = directory / MANIFEST
     current = manifest_of(flow)
     if not any(directory.glob("part-*.sqlite3")):
         init_db_dir(directory, partitions)
         manifest_path.write_text(json.dumps(current, indent=2) + "\n")
-        return
+        return True
     if not manifest_path.exists():
         msg = f"{directory} holds recovery partitions but no {MANIFEST}: not written by flowlib"
         raise FlowBuildError(msg)
@@ -59,6 +62,7 @@ def prepare_recovery_dir(flow: Flow, directory: Path, partitions: int) -> None:
             + ". Restore the old step ids, or start with an empty recovery directory"
         )
         raise FlowBuildError(msg)
+    return False
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

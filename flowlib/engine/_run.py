@@ -10,12 +10,12 @@ from pathlib import Path
 from bytewax._bytewax import cli_main
 from bytewax.recovery import RecoveryConfig
 
-from flowlib.engine._compile import compile_flow
+from flowlib.engine._compile import compile_flow, default_dead_letter_sink
 from flowlib.engine._counters import RunReport
 from flowlib.engine._recovery import prepare_recovery_dir
 from flowlib.flow import Flow
 
-__all__ = ["run"]
+__all__ = ["prepare_run", "run", "user_error"]
 
 
 def run(
@@ -26,6 +26,7 @@ def run(
     addresses: list[str] | None = None,
     recovery_dir: str | os.PathLike[str] | None = None,
     snapshot_interval: timedelta = timedelta(seconds=10),
+    prepared: bool = False,
 ) -> RunReport:
     """Run ``flow`` to the end of its inputs and report per-step counts.
 
@@ -33,18 +34,18 @@ def run(
     the same directory resumes from the last checkpoint. ``process_id`` and ``addresses`` make
     this process one of a cluster (``addresses`` lists ``host:port`` of every process).
 
+    ``prepared`` says :func:`prepare_run` was already called for this run (by a launcher).
+
     An exception raised by user code under ``on_error="fail"`` comes out as itself, with its own
     traceback, not wrapped in the engine's errors.
     """
     recovery = recovery_dir is not None
     compiled = compile_flow(flow, recovery=recovery)
-    config = None
-    if recovery_dir is not None:
-        path = Path(recovery_dir)
-        if process_id in (None, 0):
-            total = workers_per_process * max(1, len(addresses or ()))
-            prepare_recovery_dir(flow, path, total)
-        config = RecoveryConfig(path)
+    if process_id in (None, 0) and not prepared:
+        # Other processes wait for this one to connect before any event runs.
+        total = workers_per_process * max(1, len(addresses or ()))
+        prepare_run(flow, recovery_dir, total)
+    config = RecoveryConfig(Path(recovery_dir)) if recovery_dir is not None else None
     os.environ.setdefault("RUST_BACKTRACE", "0")  # the user's traceback is the useful one
     started = time.perf_counter()
     try:
@@ -59,6 +60,20 @@ def run(
     except Exception as exc:
         raise user_error(exc) from None
     return compiled.counters.report(time.perf_counter() - started)
+
+
+def prepare_run(
+    flow: Flow, recovery_dir: str | os.PathLike[str] | None, partitions: int
+) -> None:
+    """Once per run, before any process starts: initialise or check the recovery directory and,
+    unless resuming, let the sinks start empty."""
+    fresh = True
+    if recovery_dir is not None:
+        fresh = prepare_recovery_dir(flow, Path(recovery_dir), partitions)
+    if fresh:
+        for s in flow.sinks:
+            s.sink.prepare()
+        default_dead_letter_sink(flow).prepare()
 
 
 def user_error(exc: BaseException) -> BaseException:

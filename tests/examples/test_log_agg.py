@@ -111,7 +111,8 @@ def test_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     recovery = tmp_path / "recovery"
     args = [*flowlib_command(), "run", str(SCRIPT), "--recovery", str(recovery),
             "--snapshot-interval", "0.2", "--", str(log), "--out", str(tmp_path / "crashed")]
-    proc = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, start_new_session=True)
+    log_file = (tmp_path / "crashed_run.stderr").open("wb")
+    proc = subprocess.Popen(args, cwd=ROOT, stderr=log_file, start_new_session=True)
     dead_file = tmp_path / "crashed" / "dead_letters.jsonl"
     deadline = time.monotonic() + 120
     # Kill once dead letters show the run is well under way but not finished.
@@ -122,10 +123,15 @@ def test_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    log_file.close()
     assert not (tmp_path / "crashed" / "counts_by_template.jsonl").exists() or \
         (tmp_path / "crashed" / "counts_by_template.jsonl").read_text() == ""
-    run_cli("run", SCRIPT, "--recovery", recovery, "--snapshot-interval", "0.2", "--",
-            log, "--out", tmp_path / "crashed")
+    stderr = run_cli("run", SCRIPT, "--recovery", recovery, "--snapshot-interval", "0.2", "--",
+                     log, "--out", tmp_path / "crashed")
+    # The second run resumed from a checkpoint: it read only part of the input.
+    parse_line = next(line for line in stderr.splitlines() if line.startswith("parse "))
+    resumed_in = int(parse_line.split()[-3])
+    assert 0 < resumed_in < 300_000 + len(bad)
     for name in ("counts_by_template.jsonl", "counts_by_minute.jsonl"):
         clean = sorted((tmp_path / "clean" / name).read_text().splitlines())
         resumed = sorted((tmp_path / "crashed" / name).read_text().splitlines())

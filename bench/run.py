@@ -1,0 +1,491 @@
+#!/usr/bin/env python3
+"""Run flowlib's benchmarks side by side with their peers and report the ratios.
+
+    python bench/run.py [--events N] [--rounds R] [--only NAME] [--peers a,b]
+
+Inputs and references are generated once into ``bench/work/`` (kept between invocations). Then,
+per benchmark, every round runs each peer once, alternating (flowlib, bytewax, plain, flowlib,
+...), each as a fresh OS process: start-up and imports count, as in the shared WORKLOAD.md. Wall
+time is ``perf_counter`` around the child; peak RSS and CPU time come from ``os.wait4``. Every
+output is checked against the reference; a run whose output is wrong counts as incorrect and is
+left out of the medians. Results of full-size runs go to ``bench/results/<name>.json``, others
+to ``bench/work/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+WORK = BENCH / "work"
+RESULTS = BENCH / "results"
+
+DEFAULT_EVENTS = 1_000_000
+DEFAULT_KEYS = 100_000
+PEERS = ("flowlib", "bytewax", "plain")
+PACKAGES = ("flowlib", "bytewax", "orjson", "msgspec", "pyarrow", "xxhash")
+
+
+def shared_dir() -> Path:
+    """The read-only shared workload (``../shared/bench``), or ``$FLOWLIB_SHARED_BENCH``."""
+    env = os.environ.get("FLOWLIB_SHARED_BENCH")
+    return Path(env).resolve() if env else ROOT.parent / "shared" / "bench"
+
+
+# --- what to run -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One peer's run: where it reads and writes, and its scratch directory."""
+
+    src: Path
+    out: Path
+    scratch: Path
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A way of doing a benchmark's job, as a command line."""
+
+    name: str
+    command: Callable[[Job], list[str]]
+    cwd: Path
+    prepare: Callable[[Job], None] | None = None
+    """Untimed set-up before each run (e.g. initialising a recovery directory)."""
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A job, its inputs, its reference answer, its checker, and the peers that do it."""
+
+    name: str
+    description: str
+    target: float
+    """The flowlib / bytewax events/s ratio flowlib aims for."""
+    make_input: Callable[[], Path]
+    make_reference: Callable[[Path], Path]
+    check: Callable[[Path, Path], tuple[bool, str]]
+    peers: list[Peer]
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def _fresh_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _generated(path: Path, script: Path, *args: str) -> Path:
+    """``path``, written by ``script TMP ARGS`` unless it exists; renamed only when complete."""
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        print(f"generating {path.name} ...", flush=True)
+        subprocess.run(_python(str(script), str(tmp), *args), check=True)
+        tmp.replace(path)
+    return path
+
+
+def log_agg(events: int) -> Benchmark:
+    """The shared log_agg workload: 10-second windows per (service, level)."""
+    shared = shared_dir()
+
+    def make_input() -> Path:
+        return _generated(WORK / f"events-{events}.jsonl", shared / "gen_events.py", str(events))
+
+    def make_reference(src: Path) -> Path:
+        ref = WORK / f"log_agg-ref-{events}.jsonl"
+        if not ref.exists():
+            print(f"computing {ref.name} with ref.py ...", flush=True)
+            subprocess.run(_python(str(shared / "ref.py"), str(src), str(ref)), check=True)
+        return ref
+
+    def check(ref: Path, out: Path) -> tuple[bool, str]:
+        proc = subprocess.run(
+            _python(str(shared / "check.py"), str(ref), str(out)),
+            capture_output=True, text=True, check=False,
+        )
+        return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+    def flowlib(job: Job) -> list[str]:
+        return _python("-m", "flowlib.cli", "run", str(BENCH / "log_agg_flowlib.py"),
+                       "--", str(job.src), str(job.out))
+
+    def bytewax(job: Job) -> list[str]:
+        return _python("-m", "bytewax.run", f"peer_bytewax:get_flow({str(job.src)!r}, "
+                       f"{str(job.out)!r})")
+
+    return Benchmark(
+        name="log_agg",
+        description=f"{events:,} JSON events; count/sum/max per (service, level) and 10 s window",
+        target=2.0,
+        make_input=make_input,
+        make_reference=make_reference,
+        check=check,
+        peers=[
+            Peer("flowlib", flowlib, ROOT),
+            Peer("bytewax", bytewax, shared),
+            Peer("plain", lambda j: _python(str(shared / "peer_plain_orjson.py"), str(j.src),
+                                            str(j.out)), shared),
+        ],
+    )
+
+
+def keys(events: int, n_keys: int) -> Benchmark:
+    """Sum per key over ``n_keys`` keys with a checkpoint every second (flowlib and bytewax)."""
+
+    def make_input() -> Path:
+        return _generated(
+            WORK / f"keys-{events}-{n_keys}.jsonl", BENCH / "gen_keys.py", str(events), str(n_keys)
+        )
+
+    def make_reference(src: Path) -> Path:
+        ref = WORK / f"keys-ref-{events}-{n_keys}.jsonl"
+        if not ref.exists():
+            print(f"computing {ref.name} ...", flush=True)
+            sums: dict[str, float] = {}
+            with src.open() as f:
+                for line in f:
+                    e = json.loads(line)
+                    sums[e["k"]] = sums.get(e["k"], 0.0) + e["v"]
+            with ref.open("w") as f:
+                f.writelines(json.dumps({"k": k, "sum": s}) + "\n" for k, s in sums.items())
+        return ref
+
+    def recovery(job: Job) -> Path:
+        return job.scratch / "recovery"
+
+    def flowlib(job: Job) -> list[str]:
+        # Options before SCRIPT: `flowlib run` passes everything after SCRIPT to the script.
+        return _python("-m", "flowlib.cli", "run", "--recovery", str(recovery(job)),
+                       "--snapshot-interval", "1", str(BENCH / "keys_flowlib.py"),
+                       "--", str(job.src), str(job.out))
+
+    def bytewax(job: Job) -> list[str]:
+        return _python("-m", "bytewax.run",
+                       f"keys_bytewax:get_flow({str(job.src)!r}, {str(job.out)!r})",
+                       "-r", str(recovery(job)), "-s", "1", "-b", "0")
+
+    def init_bytewax_recovery(job: Job) -> None:
+        rec = recovery(job)
+        _fresh_dir(rec)
+        rec.mkdir(parents=True)
+        subprocess.run(_python("-m", "bytewax.recovery", str(rec), "1"), check=True,
+                       capture_output=True)
+
+    return Benchmark(
+        name="keys",
+        description=f"{events:,} JSON events over {n_keys:,} keys; sum per key at end of input; "
+        "flowlib and bytewax checkpoint every second (plain: no checkpoints)",
+        target=5.0,
+        make_input=make_input,
+        make_reference=make_reference,
+        check=check_keys,
+        peers=[
+            Peer("flowlib", flowlib, ROOT, lambda j: _fresh_dir(recovery(j))),
+            Peer("bytewax", bytewax, BENCH, init_bytewax_recovery),
+            Peer("plain", lambda j: _python(str(BENCH / "keys_plain.py"), str(j.src),
+                                            str(j.out)), BENCH),
+        ],
+    )
+
+
+def check_keys(ref: Path, out: Path) -> tuple[bool, str]:
+    """Same keys as ``ref``, each sum within relative tolerance 1e-9, no key twice."""
+
+    def load(path: Path) -> dict[str, float]:
+        rows: dict[str, float] = {}
+        with path.open() as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                r = json.loads(line)
+                if r["k"] in rows:
+                    raise ValueError(f"{path}:{n}: duplicate key {r['k']!r}")
+                rows[r["k"]] = float(r["sum"])
+        return rows
+
+    try:
+        exp, act = load(ref), load(out)
+    except (OSError, ValueError, KeyError) as exc:
+        return False, f"MISMATCH: {exc}"
+    errs = [f"missing {k!r}" for k in sorted(exp.keys() - act.keys())[:5]]
+    errs += [f"unexpected {k!r}" for k in sorted(act.keys() - exp.keys())[:5]]
+    errs += [
+        f"{k!r}: expected {exp[k]} got {act[k]}"
+        for k in sorted(exp.keys() & act.keys())
+        if not math.isclose(exp[k], act[k], rel_tol=1e-9)
+    ][:5]
+    if errs:
+        return False, f"MISMATCH ({len(exp)} expected rows, {len(act)} actual): " + "; ".join(errs)
+    return True, f"OK {len(act)} rows"
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One peer's run, as measured."""
+
+    peer: str
+    round: int
+    wall_s: float
+    max_rss_mb: float
+    user_s: float
+    sys_s: float
+    exit_code: int
+    correct: bool
+    check: str
+
+
+def measure(cmd: Sequence[str], cwd: Path, log: Path, timeout: float) -> tuple[float, Any, int]:
+    """Run ``cmd`` to completion: (wall seconds, its rusage, exit code); output into ``log``."""
+    env = dict(os.environ)
+    # bytewax.run imports the peer's module by name: it lives in cwd.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(cwd), env.get("PYTHONPATH", "")) if p)
+    with log.open("wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        killer = threading.Timer(timeout, os.kill, (proc.pid, signal.SIGKILL))
+        killer.start()
+        try:
+            # wait4 rather than proc.wait(): it also returns the child's own peak RSS and CPU.
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage, proc.returncode
+
+
+def run_once(bench: Benchmark, peer: Peer, rnd: int, src: Path, ref: Path,
+             timeout: float) -> Run:
+    """Run ``peer`` once on ``src`` from a clean output directory and check its output."""
+    scratch = WORK / bench.name / peer.name
+    scratch.mkdir(parents=True, exist_ok=True)
+    job = Job(src, scratch / "out.jsonl", scratch)
+    dead = scratch / "dead_letters.jsonl"  # flowlib's default dead-letter file beside out
+    for stale in (job.out, dead):
+        stale.unlink(missing_ok=True)
+    if peer.prepare is not None:
+        peer.prepare(job)
+    log = scratch / f"round{rnd}.log"
+    wall, usage, code = measure(peer.command(job), peer.cwd, log, timeout)
+    if code != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        ok, msg = False, f"exit {code}: " + " | ".join(tail)
+    elif not job.out.exists():
+        ok, msg = False, "no output file"
+    elif dead.exists() and dead.stat().st_size > 0:
+        ok, msg = False, f"dead letters written to {dead}"
+    else:
+        ok, msg = bench.check(ref, job.out)
+    return Run(peer.name, rnd, wall, usage.ru_maxrss / 1024, usage.ru_utime, usage.ru_stime,
+               code, ok, msg)
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """Medians of a peer's correct runs."""
+
+    peer: str
+    runs: int
+    correct: int
+    wall_s: float | None
+    events_per_s: float | None
+    max_rss_mb: float | None
+    cpu_s: float | None
+
+
+@dataclass
+class Ratio:
+    """flowlib's events/s over a peer's; ``None`` when either has no correct run."""
+
+    name: str
+    measured: float | None
+    target: float | None
+    met: bool | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.met = (None if self.measured is None or self.target is None
+                    else self.measured >= self.target)
+
+    def text(self) -> str:
+        got = "n/a (no correct run)" if self.measured is None else f"{self.measured:.2f}x"
+        if self.target is None:
+            return f"{self.name}: {got} (no target)"
+        verdict = "" if self.met is None else ("  MET" if self.met else "  MISSED")
+        return f"{self.name}: {got} / target >= {self.target:.0f}x{verdict}"
+
+
+def summarise(peer: str, runs: list[Run], events: int) -> Summary:
+    good = [r for r in runs if r.correct]
+    if not good:
+        return Summary(peer, len(runs), 0, None, None, None, None)
+    wall = statistics.median(r.wall_s for r in good)
+    return Summary(
+        peer, len(runs), len(good), wall, events / wall,
+        statistics.median(r.max_rss_mb for r in good),
+        statistics.median(r.user_s + r.sys_s for r in good),
+    )
+
+
+def ratios(summaries: dict[str, Summary], target: float) -> list[Ratio]:
+    fl = summaries.get("flowlib")
+    out = []
+    for other, tgt in (("bytewax", target), ("plain", None)):
+        s = summaries.get(other)
+        if fl is None or s is None:
+            continue
+        measured = (None if fl.events_per_s is None or s.events_per_s is None
+                    else fl.events_per_s / s.events_per_s)
+        out.append(Ratio(f"flowlib/{other}", measured, tgt))
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, memory, OS, Python and package versions of this machine."""
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    packages: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "memory_gb": round(mem_kb / 1024**2, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": packages,
+    }
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def print_table(bench: Benchmark, summaries: list[Summary], rats: list[Ratio],
+                events: int, rounds: int) -> None:
+    print(f"\n== {bench.name}: {bench.description}; {rounds} rounds, medians of correct runs")
+    print(f"{'peer':<8} {'correct':>7} {'wall s':>8} {'events/s':>11} {'CPU s':>7} "
+          f"{'maxRSS MB':>10}")
+    for s in summaries:
+        eps = "-" if s.events_per_s is None else f"{s.events_per_s / 1000:,.0f} K"
+        print(f"{s.peer:<8} {s.correct:>3}/{s.runs:<3} {_fmt(s.wall_s, '.2f'):>8} {eps:>11} "
+              f"{_fmt(s.cpu_s, '.2f'):>7} {_fmt(s.max_rss_mb, '.0f'):>10}")
+    for r in rats:
+        print("  " + r.text())
+
+
+def run_benchmark(bench: Benchmark, events: int, rounds: int, peers: list[str],
+                  timeout: float) -> dict[str, Any]:
+    """All rounds of one benchmark, peers alternating; returns the results document."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    src = bench.make_input()
+    ref = bench.make_reference(src)
+    # Read the input once so every peer reads it from the page cache, the first one included.
+    with src.open("rb") as f:
+        while f.read(1 << 24):
+            pass
+    chosen = [p for p in bench.peers if p.name in peers]
+    started = dt.datetime.now(dt.UTC)
+    load_before = os.getloadavg()
+    runs: list[Run] = []
+    for rnd in range(1, rounds + 1):
+        for peer in chosen:
+            r = run_once(bench, peer, rnd, src, ref, timeout)
+            runs.append(r)
+            verdict = "ok" if r.correct else f"INCORRECT: {r.check}"
+            print(f"{bench.name} round {rnd}/{rounds} {peer.name:<8} {r.wall_s:7.2f} s "
+                  f"{events / r.wall_s / 1000:8,.0f} K events/s {r.max_rss_mb:6.0f} MB  {verdict}",
+                  flush=True)
+    summaries = [summarise(p.name, [r for r in runs if r.peer == p.name], events)
+                 for p in chosen]
+    rats = ratios({s.peer: s for s in summaries}, bench.target)
+    print_table(bench, summaries, rats, events, rounds)
+    return {
+        "benchmark": bench.name,
+        "description": bench.description,
+        "date": started.isoformat(timespec="seconds"),
+        "events": events,
+        "rounds": rounds,
+        "machine": machine(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "input": str(src.relative_to(ROOT)),
+        "runs": [asdict(r) for r in runs],
+        "medians": [asdict(s) for s in summaries],
+        "ratios": [asdict(r) for r in rats],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="events per input")
+    p.add_argument("--keys", type=int, default=DEFAULT_KEYS, help="distinct keys (keys bench)")
+    p.add_argument("--rounds", type=int, default=3, help="runs of every peer (default 3)")
+    p.add_argument("--only", choices=("log_agg", "keys"), help="run one benchmark")
+    p.add_argument("--peers", default=",".join(PEERS),
+                   help=f"comma-separated subset of {','.join(PEERS)}")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds before a run is killed")
+    args = p.parse_args(argv)
+    peers = [x for x in args.peers.split(",") if x]
+    if unknown := set(peers) - set(PEERS):
+        p.error(f"unknown peers: {', '.join(sorted(unknown))}")
+    if args.events < 1 or args.rounds < 1 or args.keys < 1:
+        p.error("--events, --keys and --rounds must be at least 1")
+    benches = [log_agg(args.events), keys(args.events, args.keys)]
+    all_correct = True
+    for bench in benches:
+        if args.only not in (None, bench.name):
+            continue
+        doc = run_benchmark(bench, args.events, args.rounds, peers, args.timeout)
+        full = args.events == DEFAULT_EVENTS and args.keys == DEFAULT_KEYS and peers == list(PEERS)
+        # Only full-size runs of every peer are results; smaller ones are smoke tests.
+        dest = RESULTS if full else WORK / "results"
+        dest.mkdir(parents=True, exist_ok=True)
+        path = dest / (f"{bench.name}.json" if full else f"{bench.name}-{args.events}.json")
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"  results: {path.relative_to(ROOT)}")
+        all_correct &= all(r["correct"] for r in doc["runs"])
+    return 0 if all_correct else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
