@@ -2,8 +2,8 @@
 
 __version__ = "0.1.0"
 
-from flowlib.codecs import Codec, codec_for  # noqa: E402
-from flowlib.connectors import (  # noqa: E402
+from flowlib.codecs import Codec, codec_for
+from flowlib.connectors import (
     JsonLinesSink,
     JsonLinesSource,
     ListSink,
@@ -12,17 +12,17 @@ from flowlib.connectors import (  # noqa: E402
     Source,
     TextLines,
 )
-from flowlib.dead_letter import DeadLetter  # noqa: E402
-from flowlib.errors import (  # noqa: E402
+from flowlib.dead_letter import DeadLetter
+from flowlib.errors import (
     DecodeError,
     FlowBuildError,
     FlowlibError,
     StateSchemaError,
     UnsupportedTypeError,
 )
-from flowlib.flow import Flow, KeyedStream, Stream  # noqa: E402
-from flowlib.processor import Context, Processor, ValueState  # noqa: E402
-from flowlib.state import StateBackend, StateBackendFactory  # noqa: E402
+from flowlib.flow import Flow, KeyedStream, Stream
+from flowlib.processor import Context, Processor, ValueState
+from flowlib.state import StateBackend, StateBackendFactory
 
 __all__ = [
     "Codec",

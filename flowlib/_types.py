@@ -1,4 +1,4 @@
-"""Runtime type helpers for build-time checks: naming types and deciding whether one fits another."""
+"""Runtime type helpers for build-time checks: naming types, deciding whether one fits another."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def fits(actual: object, expected: object) -> bool:
     if act_origin is not None and exp_origin is not None:
         a_args, e_args = get_args(actual), get_args(expected)
         if not (isinstance(act_origin, type) and isinstance(exp_origin, type)):
-            return act_origin == exp_origin
+            return bool(act_origin == exp_origin)
         if not issubclass(act_origin, exp_origin) or len(a_args) != len(e_args):
             return False
         return all(fits(a, e) for a, e in zip(a_args, e_args, strict=True))
@@ -103,7 +103,7 @@ def return_type(fn: object) -> object:
     target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn).__call__
     try:
         return typing.get_type_hints(target).get("return", Any)
-    except Exception:  # noqa: BLE001  # unresolvable hints only lose the build-time check
+    except Exception:  # unresolvable hints only lose the build-time check
         return Any
 
 
@@ -112,6 +112,6 @@ def parameter_types(fn: object) -> list[object]:
     target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn).__call__
     try:
         hints = typing.get_type_hints(target)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return []
     return [t for name, t in hints.items() if name != "return"]

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001  # the user's own error, shown as theirs
+    except Exception as exc:  # the user's own error, shown as theirs
         traceback.print_exception(exc)
         return 1
     if args.report_file is not None:

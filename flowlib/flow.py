@@ -76,7 +76,10 @@ class Flow:
                 msg = f"step id {wanted!r} must be letters, digits, '_' or '-'"
                 raise FlowBuildError(msg)
             if wanted in self._ids:
-                msg = f"step id {wanted!r} is used twice in flow {self.name!r}; give each step a unique name"
+                msg = (
+                    f"step id {wanted!r} is used twice in flow {self.name!r}; "
+                    "give each step a unique name"
+                )
                 raise FlowBuildError(msg)
             self._ids.add(wanted)
             return wanted
@@ -166,7 +169,7 @@ class Stream(Generic[T]):
         return KeyedStream(self, key, declared)
 
     def process(self, processor: Processor[T, U], *, name: str | None = None) -> Stream[U]:
-        """Events through a stateless ``processor`` (no ``ctx.state``)."""
+        """Events through a stateless ``processor`` (``Processor[In, Out]``, no ``ctx.state``)."""
         node = _process_node(self, processor, name, None, Any, MemoryBackend)
         return Stream(self.flow, node)
 
@@ -226,17 +229,21 @@ class KeyedStream(Generic[K, T]):
 
 def _process_node(
     up: Stream[Any],
-    processor: Processor[Any, Any, Any, Any],
+    processor: Processor[Any, Any, Any, Any] | Processor[Any, Any],
     name: str | None,
     key_fn: Callable[[Any], Any] | None,
     key_type: object,
     state: StateBackendFactory[Any, Any],
 ) -> ProcessNode:
-    if not isinstance(processor, Processor):
+    given: object = processor  # checked at runtime too: scripts need not be type-checked
+    if not isinstance(given, Processor):
         msg = f"process() needs a flowlib Processor, got {type(processor).__name__}"
         raise FlowBuildError(msg)
     in_t, out_t, k_t, v_t = processor_types(type(processor), Processor)
-    # Generic operators leave K and V open; they may name them as attributes instead.
+    # K and V are None for stateless processors; generic operators leave them open and may
+    # name them as attributes instead.
+    k_t = Any if k_t in (None, type(None)) else k_t
+    v_t = Any if v_t in (None, type(None)) else v_t
     if k_t is Any:
         k_t = getattr(processor, "key_type", Any)
     if v_t is Any:

@@ -19,8 +19,8 @@ __all__ = ["Context", "Processor", "ValueState"]
 
 In = TypeVar("In")
 Out = TypeVar("Out")
-K = TypeVar("K", default=Any)
-V = TypeVar("V", default=Any)
+K = TypeVar("K", default=None)
+V = TypeVar("V", default=None)
 O = TypeVar("O")  # noqa: E741
 CK = TypeVar("CK")
 CV = TypeVar("CV")
@@ -85,9 +85,10 @@ class Context(Generic[CK, CV, O]):
 class Processor(ABC, Generic[In, Out, K, V]):
     """User logic: handles one event at a time, emits zero or more results.
 
-    ``Processor[In, Out]`` is stateless; a keyed processor names its key and state types too,
-    ``Processor[In, Out, K, V]``, so mypy checks them against the stream and the engine knows the
-    Arrow schema of its checkpoints before the first event.
+    ``Processor[In, Out]`` is stateless (its ``K`` and ``V`` are ``None``); a keyed processor
+    names its key and state types too, ``Processor[In, Out, K, V]``, so mypy checks them against
+    the keyed stream and the engine knows the Arrow schema of its checkpoints before the first
+    event.
 
     >>> class Running(Processor[int, int, str, int]):
     ...     def process(self, ctx: Context[str, int, int], event: int) -> None:
@@ -102,5 +103,5 @@ class Processor(ABC, Generic[In, Out, K, V]):
     def process(self, ctx: Context[K, V, Out], event: In) -> None:
         """Handle one event."""
 
-    def on_eof(self, ctx: Context[K, V, Out]) -> None:  # noqa: B027  # optional hook
+    def on_eof(self, ctx: Context[K, V, Out]) -> None:  # optional hook
         """Called at the end of a bounded input, once per key that has state (``ctx.key``)."""

@@ -135,9 +135,9 @@ class Codec(Generic[T]):
             raise EncodeError("$", str(exc)) from None
 
     def to_builtins(self, value: T) -> object:
-        """The JSON-compatible builtins that :meth:`encode` writes."""
+        """The JSON-compatible builtins that :meth:`encode` writes (tuples stay tuples)."""
         try:
-            return msgspec.to_builtins(value)
+            return msgspec.to_builtins(value, str_keys=True)
         except _ENCODE_ERRORS as exc:
             raise EncodeError("$", str(exc)) from None
 

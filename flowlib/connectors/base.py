@@ -29,7 +29,7 @@ class SourcePartition(ABC, Generic[T]):
     def position(self) -> Any:
         """Where to resume after the batches returned so far (picklable)."""
 
-    def close(self) -> None:  # noqa: B027  # optional hook
+    def close(self) -> None:  # optional hook
         """Release resources."""
 
     def size_hint(self) -> tuple[int, int] | None:
@@ -63,7 +63,7 @@ class SinkPartition(ABC, Generic[T]):
     def position(self) -> Any:
         """Resume state covering everything written so far (picklable)."""
 
-    def close(self) -> None:  # noqa: B027  # optional hook
+    def close(self) -> None:  # optional hook
         """Flush and release resources."""
 
 
@@ -85,7 +85,7 @@ class Sink(ABC, Generic[T]):
     def open(self, partition: str, resume: Any | None) -> SinkPartition[T]:
         """Open ``partition``, resuming at ``resume`` (a :meth:`SinkPartition.position`)."""
 
-    def prepare(self) -> None:  # noqa: B027  # optional hook
+    def prepare(self) -> None:  # optional hook
         """Called once before a fresh (not resumed) run, by one process, before any write.
 
         File sinks empty their file here, so a run that writes nothing leaves no stale output.

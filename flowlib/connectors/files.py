@@ -16,7 +16,7 @@ from typing import IO, Any, TypeVar, cast
 from typing_extensions import override
 
 from flowlib._types import return_type
-from flowlib.codecs import Codec, codec_for
+from flowlib.codecs import codec_for
 from flowlib.connectors.base import Sink, SinkPartition, Source, SourcePartition
 from flowlib.dead_letter import DeadLetter
 
@@ -29,18 +29,22 @@ _BATCH_BYTES = 256 * 1024
 
 
 class _LinesPartition(SourcePartition[T]):
-    """Reads one file as lines; subclasses turn a raw line into an event."""
+    """Reads one file as lines; ``convert`` turns a raw line (no line ending) into an event."""
 
-    def __init__(self, path: Path, step: str, resume: tuple[int, int] | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        step: str,
+        resume: tuple[int, int] | None,
+        convert: Callable[[bytes], T],
+    ) -> None:
+        self._convert = convert
         self._path = path
         self._step = step
         self._file: IO[bytes] = open(path, "rb")  # noqa: SIM115  # closed in close()
         self._total = os.fstat(self._file.fileno()).st_size
         self._offset, self._line_no = resume if resume is not None else (0, 0)
         self._file.seek(self._offset)
-
-    def _convert(self, line: bytes) -> T:
-        raise NotImplementedError
 
     @override
     def read_batch(self) -> tuple[list[T], list[DeadLetter]] | None:
@@ -58,7 +62,7 @@ class _LinesPartition(SourcePartition[T]):
                 continue  # blank lines carry no record
             try:
                 events.append(convert(line))
-            except Exception as exc:  # noqa: BLE001  # any parse failure is a dead letter
+            except Exception as exc:  # any parse failure is a dead letter
                 dead.append(
                     DeadLetter.from_error(self._step, exc, line, f"{self._path}:{line_no}")
                 )
@@ -77,30 +81,6 @@ class _LinesPartition(SourcePartition[T]):
     @override
     def close(self) -> None:
         self._file.close()
-
-
-class _JsonPartition(_LinesPartition[T]):
-    def __init__(
-        self, path: Path, step: str, resume: tuple[int, int] | None, codec: Codec[T]
-    ) -> None:
-        super().__init__(path, step, resume)
-        self._convert = codec.decode  # type: ignore[method-assign]  # bound once: hot path
-
-
-class _TextPartition(_LinesPartition[T]):
-    def __init__(
-        self,
-        path: Path,
-        step: str,
-        resume: tuple[int, int] | None,
-        parse: Callable[[str], T],
-    ) -> None:
-        super().__init__(path, step, resume)
-        self._parse = parse
-
-    @override
-    def _convert(self, line: bytes) -> T:
-        return self._parse(line.decode("utf-8"))
 
 
 def _paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> tuple[Path, ...]:
@@ -137,7 +117,7 @@ class JsonLinesSource(Source[T]):
 
     @override
     def open(self, partition: str, step: str, resume: Any | None) -> SourcePartition[T]:
-        return _JsonPartition(Path(partition), step, resume, self._codec)
+        return _LinesPartition(Path(partition), step, resume, self._codec.decode)
 
 
 class TextLines(Source[T]):
@@ -166,7 +146,8 @@ class TextLines(Source[T]):
 
     @override
     def open(self, partition: str, step: str, resume: Any | None) -> SourcePartition[T]:
-        return _TextPartition(Path(partition), step, resume, self.parse)
+        parse = self.parse
+        return _LinesPartition(Path(partition), step, resume, lambda b: parse(b.decode("utf-8")))
 
 
 class _JsonLinesSinkPartition(SinkPartition[T]):

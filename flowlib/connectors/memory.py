@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from typing_extensions import override
 
@@ -89,7 +89,11 @@ class ListSink(Sink[T], Generic[T]):
     []
     """
 
-    def __init__(self, item_type: type[T] | Any = Any) -> None:
+    @overload
+    def __init__(self: ListSink[Any]) -> None: ...
+    @overload
+    def __init__(self, item_type: type[T]) -> None: ...
+    def __init__(self, item_type: object = Any) -> None:
         self.item_type = item_type
         self.items: list[T] = []
         self._lock = threading.Lock()

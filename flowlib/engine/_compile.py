@@ -25,7 +25,6 @@ from typing_extensions import override
 from flowlib._graph import (
     FunctionNode,
     MergeNode,
-    Node,
     ProcessNode,
     SinkNode,
     SourceNode,
@@ -67,8 +66,9 @@ class Compiled:
 
 def step_kinds(flow: Flow) -> list[tuple[str, str]]:
     """``(step id, kind)`` of every step, in build order."""
-    out = []
+    out: list[tuple[str, str]] = []
     for n in walk(flow.sinks):
+        kind: str
         if isinstance(n, FunctionNode):
             kind = n.kind
         elif isinstance(n, ProcessNode):

@@ -1,4 +1,4 @@
-"""examples/log_agg.py through the CLI on the real Apache sample, checked against LogHub's labels."""
+"""examples/log_agg.py run by the CLI on the real Apache sample, checked against LogHub's labels."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def test_function_with_wrong_parameter_type_fails_at_build() -> None:
 
     flow = Flow("f")
     metrics = flow.source(ListSource([Metric("x", 1.0)], Metric), name="metrics")
-    with pytest.raises(FlowBuildError, match="'map_level_of' .* takes LogLine .* 'metrics'"):
+    with pytest.raises(FlowBuildError, match=r"'map_level_of' .* takes LogLine .* 'metrics'"):
         metrics.map(level_of)  # type: ignore[arg-type]
 
 
@@ -62,8 +62,8 @@ def test_map_result_type_is_checked_downstream() -> None:
     flow = Flow("f")
     lines = flow.source(ListSource([LogLine("info", "m")], LogLine), name="lines")
     metrics = lines.map(to_metric, name="to_metric")
-    with pytest.raises(FlowBuildError, match="step 'upper' \\(Upper\\) consumes LogLine .* "
-                       "'to_metric' produces Metric"):
+    with pytest.raises(FlowBuildError, match=r"step 'upper' \(Upper\) consumes LogLine .* "
+                       r"'to_metric' produces Metric"):
         metrics.process(Upper(), name="upper")  # type: ignore[arg-type]
 
 
@@ -71,7 +71,7 @@ def test_key_type_mismatch_fails_at_build() -> None:
     flow = Flow("f")
     metrics = flow.source(ListSource([Metric("x", 1.0)], Metric), name="metrics")
     keyed = metrics.key_by(lambda m: len(m.name), key_type=int)
-    with pytest.raises(FlowBuildError, match="expects keys of type str .* keyed by int"):
+    with pytest.raises(FlowBuildError, match=r"expects keys of type str .* keyed by int"):
         keyed.process(Total(), name="total")  # type: ignore[arg-type]
 
 
@@ -79,7 +79,7 @@ def test_keyed_processor_on_unkeyed_stream_fails() -> None:
     flow = Flow("f")
     metrics = flow.source(ListSource([Metric("x", 1.0)], Metric), name="metrics")
     with pytest.raises(FlowBuildError, match="keeps keyed state: key the stream"):
-        metrics.process(Total(), name="total")
+        metrics.process(Total(), name="total")  # type: ignore[arg-type]
 
 
 def test_sink_type_mismatch_fails() -> None:
@@ -117,5 +117,5 @@ def test_bad_names_are_refused() -> None:
     with pytest.raises(FlowBuildError, match="flow name 'a b'"):
         Flow("a b")
     flow = Flow("ok")
-    with pytest.raises(FlowBuildError, match="step id 'x.y'"):
+    with pytest.raises(FlowBuildError, match=r"step id 'x\.y'"):
         flow.source(ListSource([1], int), name="x.y")

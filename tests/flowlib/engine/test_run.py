@@ -146,7 +146,7 @@ def test_changed_state_type_is_refused_naming_the_step(tmp_path: Path) -> None:
     run(flow, recovery_dir=tmp_path, )
     flow2 = Flow("counting", dead_letters=ListSink(DeadLetter))
     nums2 = flow2.source(ListSource([*range(100)], int), name="nums")
-    fold = Fold(str, lambda acc, x: acc + str(x), state_type=str)
+    fold: Fold[int, int, str] = Fold(str, lambda acc, x: acc + str(x), state_type=str)
     nums2.key_by(lambda x: x % 3, key_type=int).process(fold, name="count").sink(ListSink())
     with pytest.raises(StateSchemaError, match="step 'count': checkpointed state"):
         run(flow2, recovery_dir=tmp_path)
