@@ -29,7 +29,8 @@ DATA = Path(__file__).resolve().parent / "data" / "loghub" / "OpenSSH"
 # Templates whose message is a failed login attempt: E8 "Failed none for invalid user",
 # E9 "Failed password for", E10 "Failed password for invalid user".
 FAILED_LOGIN = {"E8", "E9", "E10"}
-_ATTEMPT = re.compile(r"for (?:invalid user )?(\S+) from (\S+) port")
+# User names may be empty or contain spaces ("invalid user  0101" is in the sample).
+_ATTEMPT = re.compile(r"for (?:invalid user )?(.*?) from (\S+) port")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ state (``V``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, Generic
 
 from typing_extensions import TypeVar
@@ -29,27 +30,44 @@ CV = TypeVar("CV")
 class ValueState(Generic[CV]):
     """The state of the context's current key."""
 
-    __slots__ = ("_ctx",)
+    __slots__ = ("_backend", "_ctx", "_get", "_put")
 
-    def __init__(self, ctx: Context[Any, CV, Any]) -> None:
+    def __init__(self, ctx: Context[Any, CV, Any], backend: StateBackend[Any, CV] | None) -> None:
         self._ctx = ctx
+        self._backend = backend
+        if backend is None:
+            self._get: Callable[[Any], CV | None] = self._no_state
+            self._put: Callable[[Any, CV], None] = self._no_state
+        else:
+            # Bound once: this is the per-event path.
+            self._get, self._put = backend.accessors()
+
+    def _no_state(self, *_: object) -> Any:
+        msg = (
+            f"step {self._ctx.step!r} has no keyed state: key the stream first "
+            "(stream.key_by(...).process(...))"
+        )
+        raise FlowlibError(msg)
 
     def get(self, default: CV) -> CV:
         """The current key's value, or ``default`` when it has none yet."""
-        value = self._ctx._backend_or_raise().get(self._ctx.key)
+        value = self._get(self._ctx.key)
         return default if value is None else value
 
     def get_optional(self) -> CV | None:
         """The current key's value, or ``None``."""
-        return self._ctx._backend_or_raise().get(self._ctx.key)
+        return self._get(self._ctx.key)
 
     def set(self, value: CV) -> None:
         """Store ``value`` for the current key."""
-        self._ctx._backend_or_raise().put(self._ctx.key, value)
+        self._put(self._ctx.key, value)
 
     def clear(self) -> None:
         """Forget the current key's state."""
-        self._ctx._backend_or_raise().delete(self._ctx.key)
+        if self._backend is None:
+            self._no_state()
+        else:
+            self._backend.delete(self._ctx.key)
 
 
 class Context(Generic[CK, CV, O]):
@@ -59,27 +77,17 @@ class Context(Generic[CK, CV, O]):
     processor must not keep a context (or its ``state``) beyond the call it was given in.
     """
 
-    __slots__ = ("_backend", "_out", "key", "state", "step")
+    __slots__ = ("_out", "key", "state", "step")
 
     def __init__(self, step: str, backend: StateBackend[CK, CV] | None) -> None:
         self.step = step
-        self._backend = backend
         self._out: list[O] = []
         self.key: CK = None  # type: ignore[assignment]  # bound by the engine before every call
-        self.state: ValueState[CV] = ValueState(self)
+        self.state: ValueState[CV] = ValueState(self, backend)
 
     def emit(self, value: O) -> None:
         """Send ``value`` downstream."""
         self._out.append(value)
-
-    def _backend_or_raise(self) -> StateBackend[CK, CV]:
-        if self._backend is None:
-            msg = (
-                f"step {self.step!r} has no keyed state: key the stream first "
-                "(stream.key_by(...).process(...))"
-            )
-            raise FlowlibError(msg)
-        return self._backend
 
 
 class Processor(ABC, Generic[In, Out, K, V]):

@@ -83,6 +83,11 @@ class StateBackend(ABC, Generic[K, V]):
         for k, v in zip(keys, values, strict=True):
             self.put(k, v)
 
+    def accessors(self) -> tuple[Callable[[K], V | None], Callable[[K, V], None]]:
+        """``(get, put)`` callables for the hot path; a backend may return faster equivalents
+        of :meth:`get` and :meth:`put` (e.g. bound methods of its dict)."""
+        return self.get, self.put
+
     def clear(self) -> None:
         """Delete every key."""
         for k in [k for k, _ in self.items()]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from typing_extensions import override
@@ -55,6 +55,10 @@ class MemoryBackend(StateBackend[K, V]):
     @override
     def items(self) -> Iterator[tuple[K, V]]:
         return iter(list(self._data.items()))
+
+    @override
+    def accessors(self) -> tuple[Callable[[K], V | None], Callable[[K, V], None]]:
+        return self._data.get, self._data.__setitem__
 
     @override
     def clear(self) -> None:

@@ -101,7 +101,8 @@ def from_validation(root: Node, message: str, raw: bytes, doc: Any = NOTHING) ->
     if text.startswith("Expected `array` of length") and isinstance(nav.value, list):
         return DecodeError(nav.path, expected, f"array of length {len(nav.value)}", raw)
     found = snippet(nav.value) if nav.value is not NOTHING else "invalid value"
-    return DecodeError(nav.path, expected, found, raw, text)
+    detail = "" if text.startswith("Invalid enum value") else text  # found already says it
+    return DecodeError(nav.path, expected, found, raw, detail)
 
 
 class _Navigator:

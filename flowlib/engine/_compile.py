@@ -8,7 +8,7 @@ holds a :class:`~flowlib.state.StateBackend` for all keys of the group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -54,7 +54,7 @@ def _is_data(item: object) -> bool:
 
 
 def _is_data_pair(item: tuple[str, object]) -> bool:
-    return type(item[1]) is list
+    return type(item[1]) is not _DeadBatch
 
 
 @dataclass
@@ -257,17 +257,16 @@ def _emit(out: list[Any], dead: list[DeadLetter]) -> list[list[Any]]:
 def _run_processor(
     process: Callable[[Any, Any], None],
     ctx: Context[Any, Any, Any],
-    pairs: Iterable[tuple[Any, Any]],
+    pairs: Iterator[tuple[Any, Any]],
     step: str,
     fail: bool,
     dead: list[DeadLetter],
 ) -> int:
     """Calls ``process`` for every ``(key, event)``; returns how many events it saw."""
     seen = 0
-    it = iter(pairs)
     while True:
         try:
-            for key, event in it:
+            for key, event in pairs:
                 seen += 1
                 ctx.key = key
                 process(ctx, event)
@@ -310,7 +309,10 @@ class _KeyedRuntime:
     counters: Counters
 
 
-class _GroupLogic(StatefulBatchLogic[list[tuple[Any, Any]], list[Any], bytes | None]):
+_KeysAndEvents = tuple[list[Any], list[Any]]
+
+
+class _GroupLogic(StatefulBatchLogic[_KeysAndEvents, list[Any], bytes | None]):
     """The state and processor of one key group."""
 
     def __init__(self, rt: _KeyedRuntime, resume: bytes | None) -> None:
@@ -326,15 +328,15 @@ class _GroupLogic(StatefulBatchLogic[list[tuple[Any, Any]], list[Any], bytes | N
         self.ctx: Context[Any, Any, Any] = Context(rt.step, self.backend)
 
     @override
-    def on_batch(self, values: list[list[tuple[Any, Any]]]) -> tuple[list[list[Any]], bool]:
+    def on_batch(self, values: list[_KeysAndEvents]) -> tuple[list[list[Any]], bool]:
         rt = self._rt
         out: list[Any] = []
         self.ctx._out = out
         dead: list[DeadLetter] = []
         process = rt.process.processor.process
         seen = 0
-        for pairs in values:
-            seen += _run_processor(process, self.ctx, pairs, rt.step, rt.fail, dead)
+        for keys, events in values:
+            seen += _run_processor(process, self.ctx, zip(keys, events), rt.step, rt.fail, dead)
         rt.counters.add(rt.step, seen, len(out), len(dead))
         return _emit(out, dead), False
 
@@ -382,22 +384,32 @@ def _keyed_process(
     step = n.id
 
     def route(batch: list[Any]) -> list[Any]:
-        groups: dict[str, list[tuple[Any, Any]]] = {}
+        # Each group gets parallel lists of keys and events: zip() over them in the group's
+        # logic reuses its tuple, where a list of (key, event) pairs would allocate one each.
+        groups: dict[str, tuple[list[Any], list[Any]]] = {}
         failed: list[DeadLetter] = []
-        for e in batch:
-            try:
-                k = key_fn(e)
-                g = group(k)
-            except Exception as exc:
-                if fail:
-                    raise
-                failed.append(DeadLetter.from_error(f"{step}.key_by", exc, e))
-                continue
-            pairs = groups.get(g)
-            if pairs is None:
-                groups[g] = [(k, e)]
+        try:
+            keys = [key_fn(e) for e in batch]
+            ok = batch
+        except Exception:
+            if fail:
+                raise
+            keys, ok = [], []
+            for e in batch:
+                try:
+                    keys.append(key_fn(e))
+                    ok.append(e)
+                except Exception as exc:
+                    failed.append(DeadLetter.from_error(f"{step}.key_by", exc, e))
+        get = groups.get
+        for k, e in zip(keys, ok, strict=True):
+            g = group(k)
+            entry = get(g)
+            if entry is None:
+                groups[g] = ([k], [e])
             else:
-                pairs.append((k, e))
+                entry[0].append(k)
+                entry[1].append(e)
         items: list[Any] = list(groups.items())
         if failed:
             counters.add(step, len(failed), 0, len(failed))

@@ -28,19 +28,21 @@ def group_of(key_codec: Codec[Any], max_key_groups: int) -> GroupOf:
     key_bytes = key_codec.key_bytes
     digest = xxhash.xxh3_64_intdigest
     cache: dict[Any, str] = {}
+    cached = cache.get
 
     def compute(key: Any) -> str:
         return names[digest(key_bytes(key)) % max_key_groups]
 
     def lookup(key: Any) -> str:
         try:
-            return cache[key]
-        except KeyError:
+            # Group names are never empty, so a miss is the only falsy result.
+            g = cached(key)
+        except TypeError:  # unhashable key (a list, a dict): no memo, same result
+            return compute(key)
+        if not g:
             g = compute(key)
             if len(cache) < _CACHE_LIMIT:
                 cache[key] = g
-            return g
-        except TypeError:  # unhashable key (a list, a dict): no memo, same result
-            return compute(key)
+        return g
 
     return lookup
