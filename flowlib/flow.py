@@ -193,7 +193,7 @@ class Stream(Generic[T]):
 
     def sink(self, sink: Sink[T], *, name: str | None = None) -> None:
         """Write every event to ``sink``."""
-        step = self.flow._claim(name, type(sink).__name__.lower())
+        step = self.flow._claim(name, sink.name_hint)
         if not fits(self.item_type, sink.item_type):
             msg = (
                 f"sink {step!r} accepts {type_name(sink.item_type)} but step {self.node.id!r} "

@@ -85,6 +85,11 @@ class Sink(ABC, Generic[T]):
     def open(self, partition: str, resume: Any | None) -> SinkPartition[T]:
         """Open ``partition``, resuming at ``resume`` (a :meth:`SinkPartition.position`)."""
 
+    @property
+    def name_hint(self) -> str:
+        """The default step id of a sink of this kind (the flow makes it unique)."""
+        return type(self).__name__.lower()
+
     def prepare(self) -> None:  # optional hook
         """Called once before a fresh (not resumed) run, by one process, before any write.
 

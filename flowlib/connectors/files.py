@@ -196,6 +196,11 @@ class JsonLinesSink(Sink[T]):
     def open(self, partition: str, resume: Any | None) -> SinkPartition[T]:
         return _JsonLinesSinkPartition(Path(partition), self._codec.encode, cast(int, resume))
 
+    @property
+    @override
+    def name_hint(self) -> str:
+        return self.path.stem
+
     @override
     def prepare(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
