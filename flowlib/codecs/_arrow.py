@@ -78,6 +78,14 @@ _MISSING: Final[Any] = object()  # a TypedDict key absent from a value
 _ARROW_ERRORS: Final = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 _CONVERT_ERRORS: Final = (*_ARROW_ERRORS, OverflowError, TypeError, ValueError)
 _TD: Final = dt.timedelta
+_LITERAL_TYPES: Final[dict[type, Any]] = {
+    str: pa.large_string(),
+    int: pa.int64(),
+    bool: pa.bool_(),
+}
+# pyarrow-stubs declare int64 offsets and typed children for MapArray.from_arrays; maps take
+# int32 offsets, so the call goes through an untyped reference.
+_MAP_ARRAY: Final[Any] = pa.MapArray
 
 
 class Plan:
@@ -141,14 +149,13 @@ def plan_for(node: Node, path: str = "$", nullable: bool = False) -> Plan:
         case DecimalType() | UUIDType():
             return _Stringified(node, pa.large_string(), path, nullable)
         case EnumType(cls):
-            kind = pa.int64() if isinstance(node.values[0], int) else pa.large_string()
-            return _Enum(node, kind, path, nullable, cls)
+            by_value = pa.int64() if isinstance(node.values[0], int) else pa.large_string()
+            return _Enum(node, by_value, path, nullable, cls)
         case LiteralType(values):
             kinds = {type(v) for v in values}
             if len(kinds) > 1:
                 return _Json(node, path, nullable)
-            kind = {str: pa.large_string(), int: pa.int64(), bool: pa.bool_()}[kinds.pop()]
-            return _Literal(node, kind, path, nullable)
+            return _Literal(node, _LITERAL_TYPES[kinds.pop()], path, nullable)
         case ListType(item) | SetType(item) | VarTupleType(item):
             return _List(node, path, nullable, plan_for(item, f"{path}[*]"))
         case TupleType(items):
@@ -397,7 +404,7 @@ class _Map(Plan):
                 items.extend(v.values())
             offsets.append(len(keys))
         mask = pa.array([v is None for v in values]) if nulls else None
-        return pa.MapArray.from_arrays(
+        return _MAP_ARRAY.from_arrays(
             pa.array(offsets, type=pa.int32()),
             self._key.to_arrow(keys),
             self._value.to_arrow(items),

@@ -149,12 +149,15 @@ class Codec(Generic[T]):
         except _ENCODE_ERRORS as exc:
             raise EncodeError("$", str(exc)) from None
 
-    def to_arrow(self, values: Sequence[T]) -> pa.Array:
+    def to_arrow(self, values: Sequence[T]) -> "pa.Array[Any]":
         """An Arrow array of :attr:`arrow_type`; raises :class:`EncodeError` for values the
         column type cannot hold (naive datetimes in a UTC column, ints beyond int64)."""
-        return self._plan.to_arrow(values if isinstance(values, list) else list(values))
+        array: pa.Array[Any] = self._plan.to_arrow(
+            values if isinstance(values, list) else list(values)
+        )
+        return array
 
-    def from_arrow(self, array: pa.Array | pa.ChunkedArray) -> list[T]:
+    def from_arrow(self, array: "pa.Array[Any] | pa.ChunkedArray[Any]") -> list[T]:
         """The values of an array made by :meth:`to_arrow` (or castable to :attr:`arrow_type`).
 
         Nulls where the type has no None raise :class:`~flowlib.errors.DecodeError`.

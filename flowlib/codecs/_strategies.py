@@ -46,13 +46,11 @@ Strategy = st.SearchStrategy[Any]
 
 _INT64: Final = 2**63
 _MAX_SIZE: Final = 4
-_OFFSETS: Final = st.integers(-18 * 60, 18 * 60).map(
+_OFFSETS: Final[st.SearchStrategy[dt.tzinfo]] = st.integers(-18 * 60, 18 * 60).map(
     lambda minutes: dt.timezone(dt.timedelta(minutes=minutes))
 )
-_DATETIMES: Final = {
-    "min_value": dt.datetime(1900, 1, 1),
-    "max_value": dt.datetime(2200, 1, 1),
-}
+_EARLIEST: Final = dt.datetime(1900, 1, 1)
+_LATEST: Final = dt.datetime(2200, 1, 1)
 _SCALARS: Final[dict[type[Node], Strategy]] = {
     NoneType: st.none(),
     BoolType: st.booleans(),
@@ -73,7 +71,9 @@ _JSON: Final = st.recursive(
     | st.integers(-_INT64, _INT64 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -96,8 +96,8 @@ class _Builder:
                 return _JSON
             case DateTimeType(tz):
                 if tz is False:
-                    return st.datetimes(**_DATETIMES)
-                return st.datetimes(**_DATETIMES, timezones=_OFFSETS)
+                    return st.datetimes(_EARLIEST, _LATEST)
+                return st.datetimes(_EARLIEST, _LATEST, timezones=_OFFSETS)
             case TimeType(tz):
                 return st.times(timezones=_OFFSETS) if tz else st.times()
             case EnumType(cls):

@@ -56,9 +56,10 @@ class Forest:
     trees: list[Tree]
 
 
-Movie = typing.TypedDict(
-    "Movie", {"title": str, "year": int, "rating": float | None}, total=False
-)
+class Movie(typing.TypedDict, total=False):
+    title: str
+    year: int
+    rating: float | None
 
 
 class Pair(NamedTuple):
@@ -81,7 +82,11 @@ FAMILIES: list[tuple[object, Any, list[Any]]] = [
     (float, pa.float64(), [0.0, -1.5, 1e300]),
     (str, pa.large_string(), ["", "h\u00e9", "\x00"]),
     (bytes, pa.large_binary(), [b"", b"\x00\xff"]),
-    (dt.datetime, pa.timestamp("us", tz="UTC"), [dt.datetime(2024, 1, 1, 1, 2, 3, 4, tzinfo=PLUS2)]),
+    (
+        dt.datetime,
+        pa.timestamp("us", tz="UTC"),
+        [dt.datetime(2024, 1, 1, 1, 2, 3, 4, tzinfo=PLUS2)],
+    ),
     (NaiveDateTime, pa.timestamp("us"), [dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59)]),
     (dt.date, pa.date32(), [dt.date(1, 1, 1), dt.date(2024, 2, 29)]),
     (dt.time, pa.time64("us"), [dt.time(0), dt.time(23, 59, 59, 999999)]),
@@ -168,13 +173,15 @@ def test_json_columns_hold_encode_output() -> None:
 
 def test_typeddict_absent_and_none_stay_distinct() -> None:
     codec = codec_for(Movie)
-    column = codec.to_arrow([{}, {"rating": None}]).field("rating").to_pylist()
+    array = codec.to_arrow([{}, {"rating": None}])
+    assert isinstance(array, pa.StructArray)
+    column = array.field("rating").to_pylist()
     assert column == [None, "null"]
 
 
 def test_nulls_inside_nullable_parents() -> None:
     codec = codec_for(list[Point | None])
-    values = [[None, Point(1, 1.0)], [], [Point(2, 2.0)]]
+    values: list[list[Point | None]] = [[None, Point(1, 1.0)], [], [Point(2, 2.0)]]
     assert codec.from_arrow(codec.to_arrow(values)) == values
 
 

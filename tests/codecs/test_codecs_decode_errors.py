@@ -94,10 +94,7 @@ def test_bad_datetime_text_has_detail() -> None:
 
 
 def test_nested_path_through_optional_record() -> None:
-    raw = (
-        b'{"ts": 0, "level": "error", "count": 1,'
-        b' "meta": {"tags": ["a", "b", 3], "labels": {}}}'
-    )
+    raw = b'{"ts": 0, "level": "error", "count": 1, "meta": {"tags": ["a", "b", 3], "labels": {}}}'
     e = error(Record, raw)
     assert fields(e) == ("$.meta.tags[2]", "str", "int")
     assert e.raw == raw

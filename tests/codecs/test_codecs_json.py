@@ -52,7 +52,9 @@ class Tree:
     children: list[Tree] = dataclasses.field(default_factory=list)
 
 
-Movie = typing.TypedDict("Movie", {"title": str, "year": int}, total=False)
+class Movie(typing.TypedDict, total=False):
+    title: str
+    year: int
 
 
 class Pair(NamedTuple):
@@ -218,7 +220,8 @@ def test_encode_is_compact_without_newline() -> None:
 
 def test_encode_of_unencodable_value_raises_encode_error() -> None:
     with pytest.raises(EncodeError):
-        codec_for(Any).encode(object())
+        anything: Codec[Any] = codec_for(Any)
+        anything.encode(object())
 
 
 def test_nan_is_written_as_null() -> None:

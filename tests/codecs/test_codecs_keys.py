@@ -54,11 +54,17 @@ EQUAL_PAIRS: list[tuple[object, Any, Any]] = [
     ),
     (dt.time, dt.time(12, tzinfo=PLUS2), dt.time(10, tzinfo=dt.UTC)),
     (set[Level], {Level.INFO, Level.WARN}, {Level.WARN, Level.INFO}),
-    (frozenset[frozenset[int]], frozenset({frozenset({1, 2}), frozenset({3})}),
-     frozenset({frozenset({3}), frozenset({2, 1})})),
+    (
+        frozenset[frozenset[int]],
+        frozenset({frozenset({1, 2}), frozenset({3})}),
+        frozenset({frozenset({3}), frozenset({2, 1})}),
+    ),
     (set[Key], {Key("a", 1), Key("b", 2)}, {Key("b", 2), Key("a", 1)}),
-    (Reading, Reading(-0.0, dt.datetime(2024, 1, 1, 2, tzinfo=PLUS2)),
-     Reading(0.0, dt.datetime(2024, 1, 1, tzinfo=dt.UTC))),
+    (
+        Reading,
+        Reading(-0.0, dt.datetime(2024, 1, 1, 2, tzinfo=PLUS2)),
+        Reading(0.0, dt.datetime(2024, 1, 1, tzinfo=dt.UTC)),
+    ),
     (tuple[str, int], ("a", 1), ("a", 1)),
 ]
 

@@ -54,14 +54,36 @@ AWARE_TIME = Annotated[dt.time, msgspec.Meta(tz=True)]
 # member of each group.
 INT_LIKE: list[object] = [int, Rank, Literal[1, 2]]
 STR_LIKE: list[object] = [
-    str, bytes, dt.datetime, NAIVE, dt.date, dt.time, AWARE_TIME, dt.timedelta,
-    decimal.Decimal, uuid.UUID, Color, Literal["a", "b"],
+    str,
+    bytes,
+    dt.datetime,
+    NAIVE,
+    dt.date,
+    dt.time,
+    AWARE_TIME,
+    dt.timedelta,
+    decimal.Decimal,
+    uuid.UUID,
+    Color,
+    Literal["a", "b"],
 ]
 OTHER_LEAVES: list[object] = [bool, float, Any]
 LEAVES = INT_LIKE + STR_LIKE + OTHER_LEAVES
 HASHABLE: list[object] = [
-    int, str, bool, float, bytes, dt.date, dt.datetime, decimal.Decimal, uuid.UUID, Color,
-    Literal["a", "b"], tuple[int, str], frozenset[int], int | None,
+    int,
+    str,
+    bool,
+    float,
+    bytes,
+    dt.date,
+    dt.datetime,
+    decimal.Decimal,
+    uuid.UUID,
+    Color,
+    Literal["a", "b"],
+    tuple[int, str],
+    frozenset[int],
+    int | None,
 ]
 KEYS: list[object] = [str, int, Color, Literal["x", "y"]]
 RECURSIVE: list[object] = [Tree, Expr, list[Tree] | None]
@@ -104,8 +126,8 @@ def unions(draw: st.DrawFn, inner: Strategy) -> object:
         st.just(float),
         st.just(bool),
         st.just(None),
-        inner.map(lambda t: list[t]),  # type: ignore[valid-type]
-        inner.map(lambda t: dict[str, t]),  # type: ignore[valid-type]
+        inner.map(list.__class_getitem__),
+        inner.map(lambda t: dict.__class_getitem__((str, t))),
     ]
     chosen = draw(st.lists(st.sampled_from(groups), min_size=2, max_size=4, unique_by=id))
     return _union([draw(group) for group in chosen])
@@ -114,12 +136,12 @@ def unions(draw: st.DrawFn, inner: Strategy) -> object:
 def extend(inner: Strategy) -> Strategy:
     hashable = st.sampled_from(HASHABLE)
     return st.one_of(
-        inner.map(lambda t: list[t]),  # type: ignore[valid-type]
-        inner.map(lambda t: tuple[t, ...]),  # type: ignore[valid-type]
+        inner.map(list.__class_getitem__),
+        inner.map(lambda t: tuple.__class_getitem__((t, ...))),
         st.lists(inner, min_size=1, max_size=3).map(lambda ts: tuple.__class_getitem__(tuple(ts))),
-        hashable.map(lambda t: set[t]),  # type: ignore[valid-type]
-        hashable.map(lambda t: frozenset[t]),  # type: ignore[valid-type]
-        st.tuples(st.sampled_from(KEYS), inner).map(lambda kv: dict[kv[0], kv[1]]),  # type: ignore[name-defined]
+        hashable.map(set.__class_getitem__),
+        hashable.map(frozenset.__class_getitem__),
+        st.tuples(st.sampled_from(KEYS), inner).map(dict.__class_getitem__),
         inner.map(lambda t: _union([t, None])),
         records(inner),
         unions(inner),
