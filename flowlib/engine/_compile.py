@@ -335,8 +335,9 @@ class _GroupLogic(StatefulBatchLogic[_KeysAndEvents, list[Any], bytes | None]):
         dead: list[DeadLetter] = []
         process = rt.process.processor.process
         seen = 0
+        ctx, step, fail = self.ctx, rt.step, rt.fail
         for keys, events in values:
-            seen += _run_processor(process, self.ctx, zip(keys, events), rt.step, rt.fail, dead)
+            seen += _run_processor(process, ctx, zip(keys, events, strict=True), step, fail, dead)
         rt.counters.add(rt.step, seen, len(out), len(dead))
         return _emit(out, dead), False
 

@@ -119,7 +119,6 @@ class B:
     b: int
 
 
-# functional form: with postponed annotations, class syntax would hide Required from TypedDict
 # Functional form on purpose: with postponed annotations (3.11) the class form hides Required.
 Movie = typing.TypedDict(  # noqa: UP013
     "Movie", {"title": typing.Required[str], "year": int}, total=False

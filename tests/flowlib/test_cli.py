@@ -74,7 +74,8 @@ def test_variable_that_is_not_a_flow(tmp_path: Path) -> None:
     script = write_script(tmp_path)
     proc = flowlib("run", f"{script}:not_a_flow", str(tmp_path), "fail", cwd=tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == f"flowlib: error: {script}:not_a_flow is a int, not a flowlib Flow"
+    expected = f"flowlib: error: {script}:not_a_flow is a int, not a flowlib Flow"
+    assert proc.stderr.strip() == expected
 
 
 @pytest.mark.parametrize(

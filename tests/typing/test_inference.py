@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import assert_type
 
-from typing_extensions import assert_type, override
+from typing_extensions import override
 
 from flowlib import (
     Codec,
