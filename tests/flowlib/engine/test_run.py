@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import traceback
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
 
 import pytest
 from typing_extensions import override
@@ -20,6 +24,7 @@ from flowlib import (
 )
 from flowlib.engine import run
 from operators.aggregate import Count, Fold, Keyed
+from state_backends import MemoryBackend
 
 
 class ParityError(ValueError):
@@ -157,3 +162,28 @@ def test_flow_without_sink_is_refused() -> None:
     flow.source(ListSource([1], int))
     with pytest.raises(FlowBuildError, match="has no sink"):
         run(flow)
+
+
+class NoSnapshots(MemoryBackend[Any, Any]):
+    """A backend that fails if asked to snapshot."""
+
+    @override
+    def snapshot(self) -> pa.Table:
+        raise AssertionError("snapshot taken with recovery off")
+
+
+def test_snapshots_cost_nothing_with_recovery_off(tmp_path: Path) -> None:
+    def flow() -> tuple[Flow, ListSink[Keyed[int, int]]]:
+        out = ListSink[Keyed[int, int]]()
+        f = Flow("counting", dead_letters=ListSink(DeadLetter))
+        nums = f.source(ListSource(range(1000), int, batch_size=10), name="nums")
+        keyed = nums.key_by(lambda x: x % 5, key_type=int)
+        keyed.process(Count(), name="count", state=NoSnapshots).sink(out)
+        return f, out
+
+    f, out = flow()
+    run(f, snapshot_interval=timedelta(milliseconds=1))
+    assert sorted((k.key, k.value) for k in out.items) == [(i, 200) for i in range(5)]
+    f, _ = flow()
+    with pytest.raises(AssertionError, match="snapshot taken with recovery off"):
+        run(f, recovery_dir=tmp_path, snapshot_interval=timedelta(milliseconds=1))
