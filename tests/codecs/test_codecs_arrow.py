@@ -226,3 +226,15 @@ def test_from_arrow_rejects_incompatible_arrays() -> None:
     with pytest.raises(DecodeError) as info:
         codec_for(int).from_arrow(pa.array(["x"]))
     assert info.value.found == "Arrow string"
+
+
+class Perm(enum.IntFlag):
+    READ = 1
+    WRITE = 2
+
+
+def test_flag_combinations_round_trip() -> None:
+    codec = codec_for(list[Perm])
+    values = [[Perm.READ | Perm.WRITE, Perm.READ]]
+    assert codec.decode(codec.encode(values[0])) == values[0]
+    assert codec.from_arrow(codec.to_arrow(values)) == values

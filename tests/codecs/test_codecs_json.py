@@ -81,6 +81,7 @@ FAMILIES: list[tuple[object, object, bytes]] = [
     (dt.datetime, dt.datetime(2024, 5, 1, 12, tzinfo=PLUS2), b'"2024-05-01T12:00:00+02:00"'),
     (dt.datetime, dt.datetime(2024, 5, 1, 12, tzinfo=UTC), b'"2024-05-01T12:00:00Z"'),
     (NaiveDateTime, dt.datetime(2024, 5, 1, 12, 0, 0, 5), b'"2024-05-01T12:00:00.000005"'),
+    (dt.datetime, dt.datetime(2024, 5, 1, 12), b'"2024-05-01T12:00:00"'),
     (dt.date, dt.date(2024, 5, 1), b'"2024-05-01"'),
     (dt.time, dt.time(12, 30), b'"12:30:00"'),
     (dt.timedelta, dt.timedelta(seconds=90.5), b'"PT90.5S"'),
