@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __all__ = [
     "DecodeError",
+    "EncodeError",
     "FlowBuildError",
     "FlowlibError",
     "StateSchemaError",
@@ -52,6 +53,21 @@ class DecodeError(FlowlibError, ValueError):
 
     def __reduce__(self) -> tuple[type[DecodeError], tuple[str, str, str, bytes, str]]:
         return (DecodeError, (self.path, self.expected, self.found, self.raw, self.detail))
+
+
+class EncodeError(FlowlibError, ValueError):
+    """A value cannot be written in its declared form (JSON or Arrow).
+
+    ``path`` locates it in the batch or value, e.g. ``$[*].ts`` for the ``ts`` column.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+    def __reduce__(self) -> tuple[type[EncodeError], tuple[str, str]]:
+        return (EncodeError, (self.path, self.reason))
 
 
 class FlowBuildError(FlowlibError):

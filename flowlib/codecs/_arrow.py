@@ -1,26 +1,20 @@
 """Arrow columns for described types, converted column by column.
 
-Mapping (every nullable position is an Arrow null where the value is None):
+Mapping (a None value is an Arrow null; ``X | None`` is X's type, nullable):
 
-====================================  ==========================================================
-description                           Arrow type
-====================================  ==========================================================
-bool / int / float                    bool / int64 / float64
-str / bytes                           large_string / large_binary (64-bit offsets throughout)
-datetime, aware or plain              timestamp('us', tz='UTC') (naive values are refused)
-datetime, ``Meta(tz=False)``          timestamp('us') (aware values are refused)
-date / timedelta                      date32 / duration('us')
-time (naive) / time ``Meta(tz=True)``  time64('us') / JSON text
-Decimal / UUID                        large_string (``str(value)``: exact, any precision)
-Enum / Literal                        the type of its values (mixed Literal values: JSON text)
-``X | None``                          X, nullable
-list, set, frozenset, ``tuple[X,...]``  list_(X)
-``tuple[A, B]``                       struct<f0: A, f1: B>
-dict[K, V]                            map_(K, V)
-dataclass, TypedDict, NamedTuple,     struct of the fields, named by their JSON names
-Struct
-other unions, Any, recursive records  large_string holding the JSON that ``encode`` writes
-====================================  ==========================================================
+- bool, int, float: ``bool_``, ``int64``, ``float64``;
+- str, bytes: ``large_string``, ``large_binary`` (64-bit offsets for every variable-width type);
+- datetime: ``timestamp('us', tz='UTC')``, refusing naive values; declared naive
+  (``Annotated[datetime, Meta(tz=False)]``): ``timestamp('us')``, refusing aware values;
+- date: ``date32``; timedelta: ``duration('us')``; naive time: ``time64('us')``;
+- Decimal, UUID: ``large_string`` holding ``str(value)`` (exact at any precision);
+- Enum, Literal: the type of their values (str, int or bool);
+- list, set, frozenset, ``tuple[X, ...]``: ``list_(X)``;
+- ``tuple[A, B]``: ``struct<f0: A, f1: B>``;
+- ``dict[K, V]``: ``map_(K, V)``;
+- dataclass, TypedDict, NamedTuple, Struct: a struct of the fields under their JSON names;
+- anything else (unions of several types, Any, Literals mixing value types, aware times,
+  recursive records): ``large_string`` holding exactly what ``Codec.encode`` writes.
 
 A NotRequired TypedDict field whose type admits None is stored as JSON text so that "absent"
 (Arrow null) and None (``"null"``) stay distinct. Going through strings is deliberate for
@@ -301,10 +295,11 @@ class _Stringified(Plan):
 
 
 class _Enum(Plan):
-    __slots__ = ("_members",)
+    __slots__ = ("_cls", "_members")
 
     def __init__(self, node: Node, arrow_type: Any, path: str, nullable: bool, cls: Any) -> None:
         super().__init__(node, arrow_type, path, nullable)
+        self._cls = cls
         self._members: dict[Any, Any] = dict(cls._value2member_map_)
         self._members[None] = None
 
@@ -312,11 +307,19 @@ class _Enum(Plan):
         return self._array([None if v is None else v.value for v in values])
 
     def from_arrow(self, array: Any) -> list[Any]:
+        values = array.to_pylist()
         members = self._members
         try:
-            return [members[v] for v in array.to_pylist()]
-        except KeyError as exc:
-            found = msgspec.json.encode(exc.args[0]).decode()
+            return [members[v] for v in values]
+        except KeyError:
+            return [members[v] if v in members else self._lookup(v) for v in values]
+
+    def _lookup(self, value: Any) -> Any:
+        """Values that are no member's: Flag combinations, or invalid data."""
+        try:
+            return self._cls(value)
+        except ValueError:
+            found = msgspec.json.encode(value).decode()
             raise DecodeError(
                 self.path, type_name(self.node), found, b"", "in an Arrow column"
             ) from None

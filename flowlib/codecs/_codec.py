@@ -3,8 +3,8 @@
 # No postponed annotations here: the doctests below define dataclasses whose annotations
 # must be evaluated where they are written.
 import functools
-from collections.abc import Sequence
-from typing import Any, Final, Generic, TypeVar, overload
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Generic, TypeVar, cast, overload
 
 import msgspec
 
@@ -52,7 +52,7 @@ class Codec(Generic[T]):
     [Ping(host='a', ms=1.0)]
     """
 
-    __slots__ = ("_canon", "_decode", "_fix", "_node", "_plan", "_type", "annotation", "arrow_type")
+    __slots__ = ("_canon", "_decode", "_decode_lines", "_fix", "_node", "_plan", "_type", "annotation", "arrow_type")
 
     annotation: object
     """The annotation this codec was built for."""
@@ -64,7 +64,9 @@ class Codec(Generic[T]):
         self._node = node
         self._type = to_annotation(node)
         try:
-            self._decode = msgspec.json.Decoder(self._type).decode
+            decoder = msgspec.json.Decoder(self._type)
+            self._decode: Callable[[bytes | str], T] = decoder.decode
+            self._decode_lines: Callable[[bytes], list[T]] = decoder.decode_lines
         except TypeError as exc:  # a combination msgspec refuses that describe() let through
             raise UnsupportedTypeError(
                 _annotation_name(annotation),
@@ -82,14 +84,31 @@ class Codec(Generic[T]):
         """Parse and validate one JSON record; raises :class:`~flowlib.errors.DecodeError`.
 
         Decoding is strict (``"5"`` is not an int) except that a number where a datetime is
-        declared is epoch seconds (UTC-aware) and where a timedelta is declared, seconds.
+        declared is epoch seconds, decoded UTC-aware (a field declared naive rejects numbers),
+        and a number where a timedelta is declared is seconds. Such records take a slower path
+        (a few microseconds more).
         """
         try:
-            return self._decode(data)  # type: ignore[no-any-return]
+            return self._decode(data)
         except msgspec.ValidationError as exc:
             return self._recover(raw_bytes(data), exc)
         except msgspec.DecodeError as exc:
             raise malformed(raw_bytes(data), exc) from None
+
+    def decode_lines(self, data: bytes) -> list[T]:
+        """Decode newline-delimited records in one call, skipping blank lines.
+
+        The fast path for a batch of lines: it raises on the first record that does not decode
+        strictly (without saying which), so callers fall back to :meth:`decode` line by line to
+        find the bad record, and to accept epoch-number timestamps.
+        """
+        try:
+            return self._decode_lines(data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise DecodeError(
+                "$", _annotation_name(self.annotation), "a record that does not decode", data,
+                str(exc),
+            ) from None
 
     def _recover(self, raw: bytes, exc: msgspec.ValidationError) -> T:
         """The slow path: epoch numbers, or else the structured error."""
@@ -100,7 +119,7 @@ class Codec(Generic[T]):
         if self._fix is not None:
             fixed = self._fix(doc)
             try:
-                return self._decode(msgspec.json.encode(fixed))  # type: ignore[no-any-return]
+                return self._decode(msgspec.json.encode(fixed))
             except msgspec.ValidationError as again:
                 exc, doc = again, fixed
         raise from_validation(self._node, str(exc), raw, doc) from None
@@ -111,7 +130,7 @@ class Codec(Generic[T]):
         Accepts exactly what :meth:`decode` accepts for the JSON text of ``obj``.
         """
         try:
-            return msgspec.convert(obj, self._type, str_keys=True)  # type: ignore[no-any-return]
+            return cast(T, msgspec.convert(obj, self._type, str_keys=True))
         except msgspec.ValidationError:
             pass
         try:
@@ -152,9 +171,13 @@ class Codec(Generic[T]):
     def to_arrow(self, values: Sequence[T]) -> "pa.Array[Any]":
         """An Arrow array of :attr:`arrow_type`; raises :class:`EncodeError` for values the
         column type cannot hold (naive datetimes in a UTC column, ints beyond int64)."""
-        array: pa.Array[Any] = self._plan.to_arrow(
-            values if isinstance(values, list) else list(values)
-        )
+        try:
+            array: pa.Array[Any] = self._plan.to_arrow(
+                values if isinstance(values, list) else list(values)
+            )
+        except (AttributeError, KeyError, IndexError, TypeError) as exc:
+            # a value that is not a T (the plans read attributes and items blindly)
+            raise EncodeError("$", f"not a {type_name(self._node)}: {exc!r}") from None
         return array
 
     def from_arrow(self, array: "pa.Array[Any] | pa.ChunkedArray[Any]") -> list[T]:

@@ -343,6 +343,8 @@ def _substitute(tp: object, typevars: dict[Any, object]) -> object:
 
 def _enum(cls: type[enum.Enum], path: str) -> Node:
     values = [m.value for m in cls]
+    if not values:
+        raise UnsupportedTypeError(path, f"{cls.__qualname__} is not encodable: it has no members")
     if not (all(type(v) is str for v in values) or all(type(v) is int for v in values)):
         raise UnsupportedTypeError(
             path, f"{cls.__qualname__} is not encodable: enum values must be all str or all int"

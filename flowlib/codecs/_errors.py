@@ -32,6 +32,8 @@ from flowlib.codecs._nodes import (
 )
 from flowlib.errors import DecodeError, FlowlibError
 
+from flowlib.errors import EncodeError
+
 __all__ = ["NOTHING", "EncodeError", "from_validation", "malformed", "raw_bytes", "snippet"]
 
 NOTHING: Final[Any] = object()
@@ -228,18 +230,3 @@ def _accepts(target: object, value: object) -> bool:
     except msgspec.ValidationError:
         return False
     return True
-
-
-class EncodeError(FlowlibError, ValueError):
-    """A value cannot be written in its declared form (JSON or Arrow).
-
-    ``path`` locates it in the batch or value, e.g. ``$[*].ts`` for the ``ts`` column.
-    """
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
-
-    def __reduce__(self) -> tuple[type[EncodeError], tuple[str, str]]:
-        return (EncodeError, (self.path, self.reason))

@@ -1,18 +1,18 @@
 """JSON side helpers: what msgspec cannot say by itself.
 
 msgspec decodes strictly (no "5" for an int). The one lenient rule flowlib adds is that a JSON
-number where a datetime is declared means epoch seconds (decoded UTC-aware) and where a timedelta
-is declared means seconds. Records that use it take a slower path: the strict decode fails, the
-document is parsed untyped, such numbers are converted (by :func:`epoch_fixer`), and the result is
-decoded strictly again.
+number where a datetime is declared means epoch seconds (decoded UTC-aware, like
+``datetime.fromtimestamp(x, UTC)``; a datetime declared naive rejects numbers) and where a
+timedelta is declared means seconds. Records that use it take a slower path: the strict decode
+fails, the document is parsed untyped, such numbers are converted (by :func:`epoch_fixer`), and
+the result is decoded strictly again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any, Final
-
-import msgspec
 
 from flowlib.codecs._nodes import (
     DateTimeType,
@@ -29,18 +29,23 @@ from flowlib.codecs._nodes import (
     UnionType,
     VarTupleType,
     contains,
-    to_annotation,
 )
 
 __all__ = ["Fix", "array_members", "epoch_fixer", "object_members", "pick_tagged"]
 
 Fix = Callable[[Any], Any]
 _NUMBERS: Final = (int, float)
+_UTC: Final = dt.UTC
+_FROM_TIMESTAMP: Final = dt.datetime.fromtimestamp
+_TD: Final = dt.timedelta
 
 
 def epoch_fixer(node: Node) -> Fix | None:
     """A function rewriting epoch numbers in a parsed document, or None if ``node`` has no spot
-    (datetime or timedelta) where one could appear."""
+    (datetime or timedelta) where one could appear.
+
+    The function rewrites the document in place (it is only given documents just parsed).
+    """
     return _FixerBuilder().build(node)
 
 
@@ -94,7 +99,8 @@ class _FixerBuilder:
         return contains(
             node,
             lambda n: (
-                isinstance(n, DateTimeType | TimeDeltaType)
+                (isinstance(n, DateTimeType) and n.tz is not False)
+                or isinstance(n, TimeDeltaType)
                 or (isinstance(n, RefType) and n.annotation in self._refs)
             ),
         )
@@ -105,8 +111,10 @@ class _FixerBuilder:
         if not self._needed(node):
             return None
         match node:
-            case DateTimeType() | TimeDeltaType():
-                return _number_converter(to_annotation(node))
+            case DateTimeType(tz):
+                return None if tz is False else _epoch  # naive fields have no epoch reading
+            case TimeDeltaType():
+                return _seconds
             case ListType(item) | SetType(item) | VarTupleType(item):
                 return _each(self.build(item))
             case TupleType(items):
@@ -158,45 +166,67 @@ class _FixerBuilder:
         return fix
 
 
-def _number_converter(target: object) -> Fix:
-    def fix(x: Any) -> Any:
-        if type(x) in _NUMBERS:
-            try:
-                return msgspec.convert(x, target, strict=False)
-            except msgspec.ValidationError:
-                return x  # left for the strict decode to report
-        return x
+def _epoch(x: Any) -> Any:
+    if type(x) in _NUMBERS:
+        try:
+            return _FROM_TIMESTAMP(x, _UTC)
+        except (OverflowError, OSError, ValueError):
+            return x  # left for the strict decode to report
+    return x
 
-    return fix
+
+def _seconds(x: Any) -> Any:
+    if type(x) in _NUMBERS:
+        try:
+            return _TD(seconds=x)
+        except OverflowError:
+            return x
+    return x
 
 
 def _each(fix: Fix | None) -> Fix:
     assert fix is not None
-    return lambda x: [fix(v) for v in x] if type(x) is list else x
+
+    def each(x: Any) -> Any:
+        if type(x) is list:
+            for i, v in enumerate(x):
+                x[i] = fix(v)
+        return x
+
+    return each
 
 
 def _values(fix: Fix | None) -> Fix:
     assert fix is not None
-    return lambda x: {k: fix(v) for k, v in x.items()} if type(x) is dict else x
+
+    def values(x: Any) -> Any:
+        if type(x) is dict:
+            for k, v in x.items():
+                x[k] = fix(v)
+        return x
+
+    return values
 
 
 def _positions(fixes: list[Fix | None]) -> Fix:
-    def fix(x: Any) -> Any:
-        if type(x) is not list:
-            return x
-        return [f(v) if f else v for f, v in zip(fixes, x, strict=False)] + x[len(fixes) :]
+    indexed = [(i, f) for i, f in enumerate(fixes) if f is not None]
 
-    return fix
+    def positions(x: Any) -> Any:
+        if type(x) is list:
+            for i, f in indexed:
+                if i < len(x):
+                    x[i] = f(x[i])
+        return x
+
+    return positions
 
 
 def _keys(keyed: list[tuple[str, Fix]]) -> Fix:
-    def fix(x: Any) -> Any:
-        if type(x) is not dict:
-            return x
-        out = dict(x)
-        for key, f in keyed:
-            if key in out:
-                out[key] = f(out[key])
-        return out
+    def keys(x: Any) -> Any:
+        if type(x) is dict:
+            for key, f in keyed:
+                if key in x:
+                    x[key] = f(x[key])
+        return x
 
-    return fix
+    return keys
