@@ -52,7 +52,10 @@ class Codec(Generic[T]):
     [Ping(host='a', ms=1.0)]
     """
 
-    __slots__ = ("_canon", "_decode", "_decode_lines", "_fix", "_node", "_plan", "_type", "annotation", "arrow_type")
+    __slots__ = (
+        "_canon", "_decode", "_decode_lines", "_fix", "_node", "_plan", "_type", "annotation",
+        "arrow_type",
+    )
 
     annotation: object
     """The annotation this codec was built for."""

@@ -30,9 +30,7 @@ from flowlib.codecs._nodes import (
     to_annotation,
     type_name,
 )
-from flowlib.errors import DecodeError, FlowlibError
-
-from flowlib.errors import EncodeError
+from flowlib.errors import DecodeError, EncodeError
 
 __all__ = ["NOTHING", "EncodeError", "from_validation", "malformed", "raw_bytes", "snippet"]
 

@@ -59,7 +59,7 @@ class _LinesPartition(SourcePartition[T]):
                 # One C call for the whole batch; on any failure, redo it line by line to find
                 # (and dead-letter) the bad records.
                 events = self._convert_many(b"".join(lines))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             else:
                 self._line_no += len(lines)
