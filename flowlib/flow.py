@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, get_origin
 
 from flowlib._graph import FunctionNode, MergeNode, Node, ProcessNode, SinkNode, SourceNode
 from flowlib._types import fits, parameter_types, processor_types, return_type, type_name
@@ -269,6 +269,13 @@ def _process_node(
         raise FlowBuildError(msg)
     if key_fn is not None and k_t is Any:
         k_t = key_type
+    if key_fn is not None and not _hashable(k_t):
+        msg = (
+            f"step {step!r} ({type(processor).__name__}) is keyed by {type_name(k_t)}, which is "
+            "not hashable: key_by must return hashable keys (a tuple instead of a list, a "
+            "frozen dataclass)"
+        )
+        raise FlowBuildError(msg)
     return ProcessNode(
         step,
         [up.node],
@@ -279,6 +286,11 @@ def _process_node(
         state_type=v_t,
         state=state,
     )
+
+
+def _hashable(tp: object) -> bool:
+    cls = get_origin(tp) or tp
+    return not isinstance(cls, type) or getattr(cls, "__hash__", None) is not None
 
 
 def _fn_name(fn: Callable[..., object]) -> str:

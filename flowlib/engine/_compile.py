@@ -35,9 +35,9 @@ from flowlib.connectors.base import Sink, SinkPartition, Source, SourcePartition
 from flowlib.connectors.files import JsonLinesSink
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine._counters import Counters
-from flowlib.engine._keygroups import group_of
+from flowlib.engine._keygroups import GroupOf, group_of
 from flowlib.engine._snapshots import decode_snapshot, encode_snapshot
-from flowlib.errors import FlowBuildError
+from flowlib.errors import FlowBuildError, FlowlibError
 from flowlib.flow import Flow
 from flowlib.processor import Context
 from flowlib.state import StateBackend, snapshot_schema
@@ -257,18 +257,17 @@ def _emit(out: list[Any], dead: list[DeadLetter]) -> list[list[Any]]:
 def _run_processor(
     process: Callable[[Any, Any], None],
     ctx: Context[Any, Any, Any],
-    pairs: Iterator[tuple[Any, Any]],
+    events: Iterator[Any],
     step: str,
     fail: bool,
     dead: list[DeadLetter],
 ) -> int:
-    """Calls ``process`` for every ``(key, event)``; returns how many events it saw."""
+    """Calls ``process`` for every event (``ctx.key`` is bound); returns how many it saw."""
     seen = 0
     while True:
         try:
-            for key, event in pairs:
+            for event in events:
                 seen += 1
-                ctx.key = key
                 process(ctx, event)
             return seen
         except Exception as exc:
@@ -288,9 +287,7 @@ def _stateless_process_step(
         out: list[Any] = []
         ctx._out = out
         dead: list[DeadLetter] = []
-        seen = _run_processor(
-            processor.process, ctx, ((None, e) for e in batch), step, fail, dead
-        )
+        seen = _run_processor(processor.process, ctx, iter(batch), step, fail, dead)
         counters.add(step, seen, len(out), len(dead))
         return _emit(out, dead)
 
@@ -309,10 +306,48 @@ class _KeyedRuntime:
     counters: Counters
 
 
-_KeysAndEvents = tuple[list[Any], list[Any]]
+_KeyRuns = list[tuple[Any, list[Any]]]
+"""The events of one key group in a batch: ``(key, events of that key in arrival order)``."""
 
 
-class _GroupLogic(StatefulBatchLogic[_KeysAndEvents, list[Any], bytes | None]):
+def _by_group(keys: list[Any], events: list[Any], group: GroupOf) -> dict[str, _KeyRuns]:
+    """Split a batch by key, then the keys by group.
+
+    Grouping by key first means the group hash runs once per distinct key of the batch, not
+    once per event, and the processor rebinds ``ctx.key`` once per run of a key. Keys must be
+    hashable (the route has dropped those that are not).
+    """
+    by_key: dict[Any, list[Any]] = {}
+    get = by_key.get
+    for k, e in zip(keys, events, strict=True):
+        evs = get(k)
+        if evs is None:
+            by_key[k] = [e]
+        else:
+            evs.append(e)
+    groups: dict[str, _KeyRuns] = {}
+    for k, evs in by_key.items():
+        g = group(k)
+        entry = groups.get(g)
+        if entry is None:
+            groups[g] = [(k, evs)]
+        else:
+            entry.append((k, evs))
+    return groups
+
+
+def _unhashable_key(key: object) -> str | None:
+    try:
+        hash(key)
+    except TypeError:
+        return (
+            f"key {key!r} is not hashable: key_by must return hashable keys "
+            "(a tuple instead of a list, a frozen dataclass)"
+        )
+    return None
+
+
+class _GroupLogic(StatefulBatchLogic[_KeyRuns, list[Any], bytes | None]):
     """The state and processor of one key group."""
 
     def __init__(self, rt: _KeyedRuntime, resume: bytes | None) -> None:
@@ -328,7 +363,7 @@ class _GroupLogic(StatefulBatchLogic[_KeysAndEvents, list[Any], bytes | None]):
         self.ctx: Context[Any, Any, Any] = Context(rt.step, self.backend)
 
     @override
-    def on_batch(self, values: list[_KeysAndEvents]) -> tuple[list[list[Any]], bool]:
+    def on_batch(self, values: list[_KeyRuns]) -> tuple[list[list[Any]], bool]:
         rt = self._rt
         out: list[Any] = []
         self.ctx._out = out
@@ -336,8 +371,10 @@ class _GroupLogic(StatefulBatchLogic[_KeysAndEvents, list[Any], bytes | None]):
         process = rt.process.processor.process
         seen = 0
         ctx, step, fail = self.ctx, rt.step, rt.fail
-        for keys, events in values:
-            seen += _run_processor(process, ctx, zip(keys, events, strict=True), step, fail, dead)
+        for runs in values:
+            for key, events in runs:
+                ctx.key = key
+                seen += _run_processor(process, ctx, iter(events), step, fail, dead)
         rt.counters.add(rt.step, seen, len(out), len(dead))
         return _emit(out, dead), False
 
@@ -385,9 +422,6 @@ def _keyed_process(
     step = n.id
 
     def route(batch: list[Any]) -> list[Any]:
-        # Each group gets parallel lists of keys and events: zip() over them in the group's
-        # logic reuses its tuple, where a list of (key, event) pairs would allocate one each.
-        groups: dict[str, tuple[list[Any], list[Any]]] = {}
         failed: list[DeadLetter] = []
         try:
             keys = [key_fn(e) for e in batch]
@@ -402,15 +436,19 @@ def _keyed_process(
                     ok.append(e)
                 except Exception as exc:
                     failed.append(DeadLetter.from_error(f"{step}.key_by", exc, e))
-        get = groups.get
-        for k, e in zip(keys, ok, strict=True):
-            g = group(k)
-            entry = get(g)
-            if entry is None:
-                groups[g] = ([k], [e])
-            else:
-                entry[0].append(k)
-                entry[1].append(e)
+        try:
+            groups = _by_group(keys, ok, group)
+        except TypeError:
+            bad = [(k, e, msg) for k, e in zip(keys, ok, strict=True)
+                   if (msg := _unhashable_key(k)) is not None]
+            if not bad:
+                raise
+            if fail:
+                raise FlowlibError(f"step {step!r}: {bad[0][2]}") from None
+            failed += [DeadLetter.from_error(f"{step}.key_by", FlowlibError(m), e)
+                       for _, e, m in bad]
+            pairs = [(k, e) for k, e in zip(keys, ok, strict=True) if _unhashable_key(k) is None]
+            groups = _by_group([k for k, _ in pairs], [e for _, e in pairs], group)
         items: list[Any] = list(groups.items())
         if failed:
             counters.add(step, len(failed), 0, len(failed))

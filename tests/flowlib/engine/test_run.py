@@ -186,3 +186,21 @@ def test_snapshots_cost_nothing_with_recovery_off(tmp_path: Path) -> None:
     f, _ = flow()
     with pytest.raises(AssertionError, match="snapshot taken with recovery off"):
         run(f, recovery_dir=tmp_path, snapshot_interval=timedelta(milliseconds=1))
+
+
+def test_unhashable_keys_are_refused_at_build_and_dead_lettered_at_run() -> None:
+    flow = Flow("lists", dead_letters=ListSink(DeadLetter))
+    nums = flow.source(ListSource(range(30), int), name="nums")
+    with pytest.raises(FlowBuildError, match=r"keyed by list\[int\], which is not hashable"):
+        nums.key_by(lambda x: [x % 3], key_type=list[int]).process(Count(), name="c")
+    dead = ListSink(DeadLetter)
+    out = ListSink[Keyed[Any, int]]()
+    flow = Flow("lists", dead_letters=dead)
+    nums = flow.source(ListSource(range(30), int, batch_size=7), name="nums")
+    # An undeclared key type cannot be checked at build: unhashable keys become dead letters.
+    nums.key_by(lambda x: [x] if x == 4 else x % 3).process(Count(), name="c").sink(out)
+    report = run(flow)
+    assert sorted((k.key, k.value) for k in out.items) == [(0, 10), (1, 9), (2, 10)]
+    assert [(d.step, d.record) for d in dead.items] == [("c.key_by", "4")]
+    assert "key [4] is not hashable" in dead.items[0].error
+    assert report.step("c").records_in == 30
