@@ -35,7 +35,8 @@ class Flow:
     """A typed streaming dataflow: sources, steps and sinks.
 
     >>> from flowlib.connectors.memory import ListSink, ListSource
-    >>> flow = Flow("doubling")
+    >>> from flowlib.dead_letter import DeadLetter
+    >>> flow = Flow("doubling", dead_letters=ListSink(DeadLetter))
     >>> out = ListSink(int)
     >>> flow.source(ListSource([1, 2, 3], int)).map(lambda x: x * 2).sink(out)
     >>> from flowlib.engine import run

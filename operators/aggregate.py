@@ -28,9 +28,9 @@ class Keyed(Generic[K, A]):
 class Count(Processor[T, Keyed[K, int], K, int]):
     """Counts events per key; emits ``Keyed(key, count)`` for every key at end of input.
 
-    >>> from flowlib import Flow, ListSink, ListSource
+    >>> from flowlib import DeadLetter, Flow, ListSink, ListSource
     >>> from flowlib.engine import run
-    >>> flow, out = Flow("count"), ListSink()
+    >>> flow, out = Flow("count", dead_letters=ListSink(DeadLetter)), ListSink()
     >>> words = flow.source(ListSource(["a", "b", "a"], str))
     >>> words.key_by(lambda w: w, key_type=str).process(Count()).sink(out)
     >>> _ = run(flow)
