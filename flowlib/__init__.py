@@ -20,7 +20,7 @@ from flowlib.errors import (
     StateSchemaError,
     UnsupportedTypeError,
 )
-from flowlib.flow import Flow, KeyedStream, Stream
+from flowlib.flow import Flow, KeyedStream, ProcessedStream, Stream
 from flowlib.processor import Context, Processor, ValueState
 from flowlib.state import StateBackend, StateBackendFactory
 
@@ -37,6 +37,7 @@ __all__ = [
     "KeyedStream",
     "ListSink",
     "ListSource",
+    "ProcessedStream",
     "Processor",
     "Sink",
     "Source",

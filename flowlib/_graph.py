@@ -9,9 +9,11 @@ from typing import Any, Literal
 from flowlib.connectors.base import Sink, Source
 from flowlib.processor import Processor
 from flowlib.state import StateBackendFactory
+from flowlib.time import EventTime
 
 __all__ = [
     "FunctionNode",
+    "LateNode",
     "MergeNode",
     "Node",
     "ProcessNode",
@@ -51,6 +53,13 @@ class ProcessNode(Node):
     key_type: object = field(kw_only=True)
     state_type: object = field(kw_only=True)
     state: StateBackendFactory[Any, Any] = field(kw_only=True)
+    event_time: EventTime[Any] | None = field(kw_only=True, default=None)
+    late: LateNode | None = field(kw_only=True, default=None)
+
+
+@dataclass(eq=False)
+class LateNode(Node):
+    """The late events of a keyed process step, as a stream of ``Late`` records."""
 
 
 @dataclass(eq=False)

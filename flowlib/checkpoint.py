@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from flowlib.engine._recovery import MANIFEST
+from flowlib.engine._snapshots import read_state_table
 from flowlib.errors import FlowlibError
 
 __all__ = ["read_state"]
@@ -60,7 +61,7 @@ def read_state(directory: str | os.PathLike[str], step: str) -> pa.Table:
                 continue
             data = pickle.loads(blob)  # bytewax's own framing of our bytes
             if data is not None:
-                tables.append(pa.ipc.open_stream(data).read_all())
+                tables.append(read_state_table(data, step))
     if not tables:
         msg = f"step {step!r} has no committed state in {root}"
         raise FlowlibError(msg)

@@ -8,18 +8,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, Literal, TypeVar, get_origin
+from datetime import datetime, timedelta
+from typing import Any, Generic, Literal, TypeVar, get_origin, get_type_hints
 
-from flowlib._graph import FunctionNode, MergeNode, Node, ProcessNode, SinkNode, SourceNode
+from flowlib._graph import (
+    FunctionNode,
+    LateNode,
+    MergeNode,
+    Node,
+    ProcessNode,
+    SinkNode,
+    SourceNode,
+)
 from flowlib._types import fits, parameter_types, processor_types, return_type, type_name
 from flowlib.connectors.base import Sink, Source
 from flowlib.dead_letter import DeadLetter
 from flowlib.errors import FlowBuildError
 from flowlib.processor import Processor
 from flowlib.state import StateBackendFactory
+from flowlib.time import EventTime, Late
 from state_backends.memory import MemoryBackend
 
-__all__ = ["Flow", "KeyedStream", "Stream"]
+__all__ = ["Flow", "KeyedStream", "ProcessedStream", "Stream"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -118,9 +128,35 @@ class Flow:
 class Stream(Generic[T]):
     """A stream of events of type ``T``."""
 
-    def __init__(self, flow: Flow, node: Node) -> None:
+    def __init__(self, flow: Flow, node: Node, event_time: EventTime[T] | None = None) -> None:
         self.flow = flow
         self.node = node
+        self.event_time = event_time
+
+    def with_event_time(
+        self,
+        timestamp: Callable[[T], datetime] | str,
+        *,
+        max_out_of_orderness: timedelta = timedelta(0),
+        allowed_lateness: timedelta = timedelta(0),
+        idle_timeout: timedelta | None = None,
+    ) -> Stream[T]:
+        """This stream with event time from ``timestamp`` (a function or a field name).
+
+        Keyed steps downstream (``key_by(...).process(...)``) then keep a watermark per key
+        group, fire event-time timers, and send late events to their ``late`` output; see
+        :mod:`flowlib.time` for exactly how the watermark is computed. Stateless steps
+        (map, filter...) drop the declaration, since they may change the event type.
+        """
+        if isinstance(timestamp, str):
+            _check_time_field(self, timestamp)
+        spec: EventTime[T] = EventTime.of(
+            timestamp,
+            max_out_of_orderness=max_out_of_orderness,
+            allowed_lateness=allowed_lateness,
+            idle_timeout=idle_timeout,
+        )
+        return Stream(self.flow, self.node, spec)
 
     @property
     def item_type(self) -> object:
@@ -218,14 +254,32 @@ class KeyedStream(Generic[K, T]):
         *,
         name: str | None = None,
         state: StateBackendFactory[K, V] = MemoryBackend,
-    ) -> Stream[U]:
+    ) -> ProcessedStream[U, K, T]:
         """Events through ``processor``, which sees each event's key and that key's state.
 
         The step id (``name``, default: the processor's class name) names the state in
         checkpoints: keep it stable across versions of the flow.
         """
         node = _process_node(self.stream, processor, name, self.key, self.key_type, state)
-        return Stream(self.stream.flow, node)
+        node.event_time = self.stream.event_time
+        return ProcessedStream(self.stream.flow, node)
+
+
+class ProcessedStream(Stream[U], Generic[U, K, T]):
+    """The output of a keyed step; its :attr:`late` side output carries the late events."""
+
+    @property
+    def late(self) -> Stream[Late[K, T]]:
+        """Events that arrived behind the watermark beyond the allowed lateness.
+
+        When no step reads it, late events go to the dead-letter output instead: they are
+        never dropped silently.
+        """
+        node = self.node
+        assert isinstance(node, ProcessNode)
+        if node.late is None:
+            node.late = LateNode(self.flow._claim(None, f"{node.id}_late"), [node], Late)
+        return Stream(self.flow, node.late)
 
 
 def _process_node(
@@ -287,6 +341,28 @@ def _process_node(
         state_type=v_t,
         state=state,
     )
+
+
+def _check_time_field(up: Stream[Any], field: str) -> None:
+    tp = up.item_type
+    if not isinstance(tp, type):
+        return
+    try:
+        hints = get_type_hints(tp)
+    except Exception:  # unresolvable hints only lose the build-time check
+        return
+    if field not in hints and hints:
+        msg = (
+            f"event time field {field!r} is not a field of {type_name(tp)} (step "
+            f"{up.node.id!r}); it has: {', '.join(hints)}"
+        )
+        raise FlowBuildError(msg)
+    if field in hints and not fits(hints[field], datetime):
+        msg = (
+            f"event time field {type_name(tp)}.{field} of step {up.node.id!r} is "
+            f"{type_name(hints[field])}, not datetime"
+        )
+        raise FlowBuildError(msg)
 
 
 def _hashable(tp: object) -> bool:

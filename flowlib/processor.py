@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, Generic
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar
 
 from flowlib.errors import FlowlibError
 from flowlib.state import StateBackend
+from flowlib.time import Timer, TimerKind
 
-__all__ = ["Context", "Processor", "ValueState"]
+if TYPE_CHECKING:
+    from flowlib.timers import TimerTable
+
+__all__ = ["Context", "Processor", "Timers", "ValueState"]
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -70,24 +75,82 @@ class ValueState(Generic[CV]):
             self._backend.delete(self._ctx.key)
 
 
+class Timers:
+    """Timers of the context's current key; :meth:`Processor.on_timer` is called when they fire.
+
+    Setting a timer that is already set does nothing. Timers are kept in checkpoints.
+    """
+
+    __slots__ = ("_ctx", "_table")
+
+    def __init__(self, ctx: Context[Any, Any, Any], table: TimerTable | None) -> None:
+        self._ctx = ctx
+        self._table = table
+
+    def _required(self) -> TimerTable:
+        if self._table is None:
+            msg = f"step {self._ctx.step!r} has no timers: timers need a keyed stream"
+            raise FlowlibError(msg)
+        return self._table
+
+    def at_event_time(self, t: datetime) -> None:
+        """Fire when the key group's watermark reaches ``t``."""
+        self._required().add(self._ctx.key, t, "event")
+
+    def at_processing_time(self, t: datetime) -> None:
+        """Fire when the wall clock reaches ``t``."""
+        self._required().add(self._ctx.key, t, "processing")
+
+    def cancel(self, t: datetime, kind: TimerKind = "event") -> None:
+        """Forget a timer of the current key; cancelling a missing timer does nothing."""
+        self._required().remove(self._ctx.key, t, kind)
+
+
 class Context(Generic[CK, CV, O]):
     """What a processor sees while it handles one event.
 
-    The engine reuses one context per key group and rebinds ``key`` before each call, so a
-    processor must not keep a context (or its ``state``) beyond the call it was given in.
+    The engine reuses one context per key group and rebinds ``key`` (and ``event_time``) before
+    each call, so a processor must not keep a context (or its ``state``) beyond the call.
+
+    ``watermark`` is the key group's event-time watermark (``None`` before any event and on
+    streams without event time); ``event_time`` is the current event's time, or ``None``.
     """
 
-    __slots__ = ("_out", "key", "state", "step")
+    __slots__ = (
+        "_late", "_now", "_out", "allowed_lateness", "event_time", "key", "state", "step",
+        "timers", "watermark",
+    )
 
-    def __init__(self, step: str, backend: StateBackend[CK, CV] | None) -> None:
+    def __init__(
+        self,
+        step: str,
+        backend: StateBackend[CK, CV] | None,
+        timers: TimerTable | None = None,
+        now: Callable[[], datetime] | None = None,
+        allowed_lateness: timedelta = timedelta(0),
+    ) -> None:
         self.step = step
         self._out: list[O] = []
         self.key: CK = None  # type: ignore[assignment]  # bound by the engine before every call
         self.state: ValueState[CV] = ValueState(self, backend)
+        self.timers = Timers(self, timers)
+        self.event_time: datetime | None = None
+        self.watermark: datetime | None = None
+        self.allowed_lateness = allowed_lateness
+        self._now = now or _utc_now
 
     def emit(self, value: O) -> None:
         """Send ``value`` downstream."""
         self._out.append(value)
+
+    @property
+    def processing_time(self) -> datetime:
+        """The wall clock now (a virtual clock under test harnesses)."""
+        return self._now()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Processor(ABC, Generic[In, Out, K, V]):
@@ -110,6 +173,9 @@ class Processor(ABC, Generic[In, Out, K, V]):
     @abstractmethod
     def process(self, ctx: Context[K, V, Out], event: In) -> None:
         """Handle one event."""
+
+    def on_timer(self, ctx: Context[K, V, Out], timer: Timer) -> None:
+        """Called when a timer set through ``ctx.timers`` fires, with ``ctx.key`` bound."""
 
     def on_eof(self, ctx: Context[K, V, Out]) -> None:  # optional hook
         """Called at the end of a bounded input, once per key that has state (``ctx.key``)."""

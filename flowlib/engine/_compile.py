@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing_extensions import override
 
 from flowlib._graph import (
     FunctionNode,
+    LateNode,
     MergeNode,
     ProcessNode,
     SinkNode,
@@ -35,12 +37,12 @@ from flowlib.connectors.base import Sink, SinkPartition, Source, SourcePartition
 from flowlib.connectors.files import JsonLinesSink
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine._counters import Counters
+from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec, KeyRuns
 from flowlib.engine._keygroups import GroupOf, group_of
-from flowlib.engine._snapshots import decode_snapshot, encode_snapshot
 from flowlib.errors import FlowBuildError, FlowlibError
 from flowlib.flow import Flow
 from flowlib.processor import Context
-from flowlib.state import StateBackend, snapshot_schema
+from flowlib.time import Late
 
 __all__ = ["Compiled", "compile_flow", "default_dead_letter_sink", "step_kinds"]
 
@@ -50,7 +52,11 @@ class _DeadBatch(list[DeadLetter]):
 
 
 def _is_data(item: object) -> bool:
-    return type(item) is list
+    return type(item) is list or type(item) is _LateBatch
+
+
+def _is_late(item: object) -> bool:
+    return type(item) is _LateBatch
 
 
 def _is_data_pair(item: tuple[str, object]) -> bool:
@@ -96,6 +102,7 @@ def compile_flow(flow: Flow, *, recovery: bool) -> Compiled:
         msg = f"flow {flow.name!r} has no sink: nothing would be written"
         raise FlowBuildError(msg)
     nodes = walk(flow.sinks)
+    reachable = {id(n) for n in nodes}
     kinds = step_kinds(flow)
     counters = Counters(flow.name, [*kinds, ("dead_letters", "sink")])
     df = Dataflow(flow.name)
@@ -123,9 +130,16 @@ def compile_flow(flow: Flow, *, recovery: bool) -> Compiled:
                 n.id, op.flat_map(n.id, streams[id(n.inputs[0])], fn)
             )
         elif isinstance(n, ProcessNode):
-            streams[id(n)] = _keyed_process(
-                n, streams[id(n.inputs[0])], flow, counters, fail, recovery, dead
+            late_read = n.late is not None and id(n.late) in reachable
+            data, late = _keyed_process(
+                n, streams[id(n.inputs[0])], flow, counters, fail, recovery, dead, late_read
             )
+            streams[id(n)] = data
+            if n.late is not None and late is not None and late_read:
+                streams[id(n.late)] = op.map(f"{n.late.id}__count", late, _counting_late(
+                    n.late.id, counters))
+        elif isinstance(n, LateNode):
+            pass  # its stream was made by its process step
         elif isinstance(n, MergeNode):
             ups = [streams[id(i)] for i in n.inputs]
             merged = op.merge(n.id, *ups)
@@ -138,6 +152,14 @@ def compile_flow(flow: Flow, *, recovery: bool) -> Compiled:
     _attach_sink("dead_letters", default_dead_letter_sink(flow), all_dead, counters)
     stateful = [n.id for n in nodes if isinstance(n, ProcessNode) and n.key_fn is not None]
     return Compiled(df, counters, stateful)
+
+
+def _counting_late(step: str, counters: Counters) -> Callable[[list[Any]], list[Any]]:
+    def count(batch: list[Any]) -> list[Any]:
+        counters.add(step, len(batch), len(batch), 0)
+        return list(batch)  # a plain list from here on: late events are data downstream
+
+    return count
 
 
 def _counting(step: str, counters: Counters) -> Callable[[list[Any]], list[Any]]:
@@ -297,17 +319,7 @@ def _stateless_process_step(
 # --- keyed steps ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _KeyedRuntime:
-    step: str
-    process: ProcessNode
-    recovery: bool
-    fail: bool
-    counters: Counters
-
-
-_KeyRuns = list[tuple[Any, list[Any]]]
-"""The events of one key group in a batch: ``(key, events of that key in arrival order)``."""
+_KeyRuns = KeyRuns
 
 
 def _by_group(keys: list[Any], events: list[Any], group: GroupOf) -> dict[str, _KeyRuns]:
@@ -347,64 +359,49 @@ def _unhashable_key(key: object) -> str | None:
     return None
 
 
-class _GroupLogic(StatefulBatchLogic[_KeyRuns, list[Any], bytes | None]):
-    """The state and processor of one key group."""
+class _LateBatch(list[Late[Any, Any]]):
+    """Late events of a keyed step travelling beside its data batches."""
 
-    def __init__(self, rt: _KeyedRuntime, resume: bytes | None) -> None:
-        n = rt.process
-        self._rt = rt
-        key_codec, value_codec = codec_for(n.key_type), codec_for(n.state_type)
-        self.backend: StateBackend[Any, Any] = n.state(key_codec, value_codec)
-        self._eof_done = False
-        if resume is not None:
-            snap = decode_snapshot(resume, rt.step, snapshot_schema(key_codec, value_codec))
-            self.backend.restore(snap.table)
-            self._eof_done = snap.eof_done
-        self.ctx: Context[Any, Any, Any] = Context(rt.step, self.backend)
+
+class _GroupLogic(StatefulBatchLogic[KeyRuns, list[Any], bytes | None]):
+    """bytewax's view of a :class:`KeyGroup`."""
+
+    def __init__(self, spec: KeyGroupSpec, counters: Counters, resume: bytes | None) -> None:
+        self._group = KeyGroup(spec, resume)
+        self._counters = counters
+
+    def _result(self, res: GroupOutput) -> tuple[list[list[Any]], bool]:
+        g = self._group
+        late: list[Late[Any, Any]] = res.late
+        dead = res.dead
+        if late and not g.spec.late_wired:
+            dead = dead + g.late_as_dead(late)
+            late = []
+        self._counters.add(g.spec.step, res.seen, len(res.out), len(dead), len(late))
+        items = _emit(res.out, dead)
+        if late:
+            items.append(_LateBatch(late))
+        return items, False
 
     @override
-    def on_batch(self, values: list[_KeyRuns]) -> tuple[list[list[Any]], bool]:
-        rt = self._rt
-        out: list[Any] = []
-        self.ctx._out = out
-        dead: list[DeadLetter] = []
-        process = rt.process.processor.process
-        seen = 0
-        ctx, step, fail = self.ctx, rt.step, rt.fail
-        for runs in values:
-            for key, events in runs:
-                ctx.key = key
-                seen += _run_processor(process, ctx, iter(events), step, fail, dead)
-        rt.counters.add(rt.step, seen, len(out), len(dead))
-        return _emit(out, dead), False
+    def on_batch(self, values: list[KeyRuns]) -> tuple[list[list[Any]], bool]:
+        return self._result(self._group.process(values))
+
+    @override
+    def on_notify(self) -> tuple[list[list[Any]], bool]:
+        return self._result(self._group.wake())
 
     @override
     def on_eof(self) -> tuple[list[list[Any]], bool]:
-        if self._eof_done:  # a resumed run of a finished input must not emit twice
-            return [], False
-        self._eof_done = True
-        rt = self._rt
-        out: list[Any] = []
-        self.ctx._out = out
-        dead: list[DeadLetter] = []
-        on_eof = rt.process.processor.on_eof
-        for key, _ in self.backend.items():
-            self.ctx.key = key
-            try:
-                on_eof(self.ctx)
-            except Exception as exc:
-                if rt.fail:
-                    raise
-                dead.append(DeadLetter.from_error(rt.step, exc, {"key": key, "hook": "on_eof"}))
-        rt.counters.add(rt.step, 0, len(out), len(dead))
-        return _emit(out, dead), False
+        return self._result(self._group.end_of_input())
+
+    @override
+    def notify_at(self) -> datetime | None:
+        return self._group.next_wakeup()
 
     @override
     def snapshot(self) -> bytes | None:
-        if not self._rt.recovery:  # bytewax snapshots even with recovery off: make it free
-            return None
-        n = self._rt.process
-        return encode_snapshot(n.id, n.key_type, n.state_type, self.backend, self._eof_done)
+        return self._group.snapshot()
 
 
 def _keyed_process(
@@ -415,7 +412,9 @@ def _keyed_process(
     fail: bool,
     recovery: bool,
     dead: list[BxStream[Any]],
-) -> BxStream[Any]:
+    late_read: bool,
+) -> tuple[BxStream[Any], BxStream[Any] | None]:
+    """The data stream of a keyed step, and its late stream when the flow reads it."""
     key_fn = n.key_fn
     assert key_fn is not None
     group = group_of(codec_for(n.key_type), flow.max_key_groups)
@@ -458,13 +457,20 @@ def _keyed_process(
     routed = op.flat_map(f"{step}__route", up, route)
     b = op.branch(f"{step}__route_split", routed, _is_data_pair)
     dead.append(op.map(f"{step}__route_dead", b.falses, itemgetter(1)))
-    rt = _KeyedRuntime(step, n, recovery, fail, counters)
+    spec = KeyGroupSpec(
+        step, n.processor, n.key_type, n.state_type, n.state, n.event_time,
+        late_wired=late_read, fail=fail, recovery=recovery,
+    )
 
     def build(resume: bytes | None) -> _GroupLogic:
-        return _GroupLogic(rt, resume)
+        return _GroupLogic(spec, counters, resume)
 
     out = op.stateful_batch(step, b.trues, build)
-    return _split_dead(step, op.map(f"{step}__unkey", out, itemgetter(1)), dead)
+    data = _split_dead(step, op.map(f"{step}__unkey", out, itemgetter(1)), dead)
+    if not late_read:
+        return data, None
+    b2 = op.branch(f"{step}__late_split", data, _is_late)
+    return b2.falses, b2.trues
 
 
 def _split_dead(step: str, s: BxStream[Any], dead: list[BxStream[Any]]) -> BxStream[Any]:

@@ -17,11 +17,12 @@ class StepCounts:
     records_in: int = 0
     records_out: int = 0
     dead_letters: int = 0
+    late: int = 0
 
     @property
     def dropped(self) -> int:
-        """Records neither passed on nor dead-lettered: filtered out, or absorbed into state."""
-        return self.records_in - self.records_out - self.dead_letters
+        """Records neither passed on nor dead-lettered nor late: filtered, or absorbed in state."""
+        return self.records_in - self.records_out - self.dead_letters - self.late
 
 
 @dataclass
@@ -49,23 +50,25 @@ class RunReport:
         """This report plus ``other`` (e.g. of another process of the same run)."""
         steps = [
             StepCounts(a.step, a.kind, a.records_in + b.records_in,
-                       a.records_out + b.records_out, a.dead_letters + b.dead_letters)
+                       a.records_out + b.records_out, a.dead_letters + b.dead_letters,
+                       a.late + b.late)
             for a, b in zip(self.steps, other.steps, strict=True)
         ]
         return RunReport(self.flow, steps, max(self.wall_seconds, other.wall_seconds))
 
     def table(self) -> str:
-        """A fixed-width table: one line per step with its in / out / dead-letter counts."""
-        rows = [("step", "kind", "in", "out", "dead letters")]
+        """A fixed-width table: one line per step: in / out / dead letters / late counts."""
+        rows = [("step", "kind", "in", "out", "dead letters", "late")]
         rows += [
-            (s.step, s.kind, str(s.records_in), str(s.records_out), str(s.dead_letters))
+            (s.step, s.kind, str(s.records_in), str(s.records_out), str(s.dead_letters),
+             str(s.late))
             for s in self.steps
         ]
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        widths = [max(len(r[i]) for r in rows) for i in range(6)]
         lines = []
         for r in rows:
             cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])]
-            cells += [r[i].rjust(widths[i]) for i in range(2, 5)]
+            cells += [r[i].rjust(widths[i]) for i in range(2, 6)]
             lines.append("  ".join(cells).rstrip())
         return "\n".join(lines)
 
@@ -81,12 +84,15 @@ class Counters:
         self._report = RunReport(flow, [StepCounts(s, k) for s, k in steps])
         self._index = {s: i for i, (s, _) in enumerate(steps)}
 
-    def add(self, step: str, records_in: int, records_out: int, dead: int) -> None:
+    def add(
+        self, step: str, records_in: int, records_out: int, dead: int, late: int = 0
+    ) -> None:
         with self._lock:
             c = self._report.steps[self._index[step]]
             c.records_in += records_in
             c.records_out += records_out
             c.dead_letters += dead
+            c.late += late
 
     def report(self, wall_seconds: float) -> RunReport:
         with self._lock:

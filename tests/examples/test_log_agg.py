@@ -93,7 +93,7 @@ def test_malformed_lines_become_dead_letters_and_counts_add_up(tmp_path: Path) -
     assert all(str(d["origin"]).startswith(str(log) + ":") for d in dead)
     # in = out + dead letters for the source step, as the report prints it
     parse_line = next(line for line in stderr.splitlines() if line.startswith("parse "))
-    n_in, n_out, n_dead = (int(x) for x in parse_line.split()[-3:])
+    n_in, n_out, n_dead = (int(x) for x in parse_line.split()[-4:-1])
     assert (n_in, n_out, n_dead) == (2000 + len(bad), 2000, len(bad))
 
 
@@ -130,7 +130,7 @@ def test_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
                      log, "--out", tmp_path / "crashed")
     # The second run resumed from a checkpoint: it read only part of the input.
     parse_line = next(line for line in stderr.splitlines() if line.startswith("parse "))
-    resumed_in = int(parse_line.split()[-3])
+    resumed_in = int(parse_line.split()[-4])
     assert 0 < resumed_in < 300_000 + len(bad)
     for name in ("counts_by_template.jsonl", "counts_by_minute.jsonl"):
         clean = sorted((tmp_path / "clean" / name).read_text().splitlines())

@@ -17,11 +17,13 @@ from flowlib import (
     KeyedStream,
     ListSink,
     ListSource,
+    ProcessedStream,
     Processor,
     Stream,
     TextLines,
     codec_for,
 )
+from flowlib.time import Late
 from operators.aggregate import Count, Keyed
 
 
@@ -65,9 +67,12 @@ def test_chain_types_are_inferred() -> None:
     keyed = errors.key_by(lambda e: e.level)
     assert_type(keyed, KeyedStream[str, LogLine])
     counts = keyed.process(CountLevels())
-    assert_type(counts, Stream[LevelCount])
+    assert_type(counts, ProcessedStream[LevelCount, str, LogLine])
+    assert_type(counts.late, Stream[Late[str, LogLine]])
     totals = lines.key_by(lambda e: (e.level, e.ts.hour)).process(Count())
-    assert_type(totals, Stream[Keyed[tuple[str, int], int]])
+    assert_type(totals, ProcessedStream[Keyed[tuple[str, int], int], tuple[str, int], LogLine])
+    timed = lines.with_event_time("ts")
+    assert_type(timed, Stream[LogLine])
     counts.sink(JsonLinesSink("out.jsonl", LevelCount))
     assert isinstance(counts, Stream)
     assert counts.item_type is LevelCount  # the runtime type agrees with the static one
