@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-__all__ = ["ApacheLine", "OpenSSHLine", "parse_apache", "parse_openssh"]
+__all__ = [
+    "ApacheLine",
+    "HpcLine",
+    "OpenSSHLine",
+    "ZookeeperLine",
+    "parse_apache",
+    "parse_hpc",
+    "parse_openssh",
+    "parse_zookeeper",
+]
 
 _MONTHS = {
     name: number
@@ -184,3 +193,74 @@ def _openssh_error(text: str) -> ValueError:
         f'{what}: expected single spaces in "Mon DD HH:MM:SS host process[pid]: message": '
         f"{_excerpt(text)}"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ZookeeperLine:
+    """One ZooKeeper log4j record; `ts` is timezone-aware (UTC), with milliseconds."""
+
+    ts: datetime
+    level: str
+    thread: str
+    line: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class HpcLine:
+    """One HPC (LANL) record: `ts` from the epoch-seconds field, `component` like ``unix.hw``."""
+
+    ts: datetime
+    log_id: int
+    node: str
+    component: str
+    state: str
+    flag: int
+    message: str
+
+
+# The thread name may itself hold brackets ("QuorumPeer[myid=1]/0:..."), so the thread runs
+# up to the last "@<line>] - " rather than to the first "]".
+_ZOOKEEPER = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d),(\d{3}) - (\w+) +\[(.*)@(\d+)\] - (.*)",
+    re.ASCII | re.DOTALL,
+)
+_HPC = re.compile(r"(\d+) (\S+) (\S+) (\S+) (\d+) (-?\d+) (.*)", re.ASCII | re.DOTALL)
+
+
+def parse_zookeeper(line: str) -> ZookeeperLine:
+    """Parse ``2015-07-29 17:41:44,747 - INFO  [thread@line] - message`` (naive time as UTC).
+
+    >>> parse_zookeeper("2015-07-29 19:04:29,071 - WARN  [SendWorker:1@688] - Send worker leaving")
+    ZookeeperLine(ts=datetime.datetime(2015, 7, 29, 19, 4, 29, 71000, \
+tzinfo=datetime.timezone.utc), level='WARN', thread='SendWorker:1', line=688, \
+message='Send worker leaving')
+    """
+    text = line.rstrip("\r\n")
+    found = _ZOOKEEPER.fullmatch(text)
+    if found is None:
+        raise ValueError(f"not a ZooKeeper log4j line: {_excerpt(text)}")
+    y, mo, d, h, mi, s, ms, level, thread, src_line, message = found.groups()
+    try:
+        ts = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), int(ms) * 1000, tzinfo=UTC)
+    except ValueError as exc:
+        msg = f"not a ZooKeeper log4j line: bad timestamp ({exc}): {_excerpt(text)}"
+        raise ValueError(msg) from None
+    return ZookeeperLine(ts, level, thread, int(src_line), message.strip())
+
+
+def parse_hpc(line: str) -> HpcLine:
+    """Parse ``LogId node component state epoch-seconds flag message`` (LANL HPC logs).
+
+    >>> parse_hpc("134681 node-246 unix.hw state_change.unavailable 1077804742 1 Component down")
+    HpcLine(ts=datetime.datetime(2004, 2, 26, 14, 12, 22, tzinfo=datetime.timezone.utc), \
+log_id=134681, node='node-246', component='unix.hw', state='state_change.unavailable', flag=1, \
+message='Component down')
+    """
+    text = line.rstrip("\r\n")
+    found = _HPC.fullmatch(text)
+    if found is None:
+        raise ValueError(f"not an HPC log line (7 fields): {_excerpt(text)}")
+    log_id, node, component, state, epoch, flag, message = found.groups()
+    ts = datetime.fromtimestamp(int(epoch), UTC)
+    return HpcLine(ts, int(log_id), node, component, state, int(flag), message.strip())
