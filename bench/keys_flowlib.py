@@ -1,8 +1,6 @@
 """The keys benchmark as a flowlib user script: sum of ``v`` per ``k``, one line per key.
 
-    flowlib run --recovery DIR --snapshot-interval 1 bench/keys_flowlib.py -- IN OUT
-
-(``flowlib run`` options go before the script: everything after it is the script's.)
+    flowlib run bench/keys_flowlib.py --recovery DIR --snapshot-interval 1 -- IN OUT
 
 Input from ``bench/gen_keys.py``; 100,000 keys by default, all touched between two snapshots.
 """
@@ -54,5 +52,5 @@ def build(src: str, dst: str) -> Flow:
 
 
 if len(sys.argv) != 3:
-    sys.exit("usage: flowlib run [--recovery DIR] bench/keys_flowlib.py -- IN OUT")
+    sys.exit("usage: flowlib run bench/keys_flowlib.py [--recovery DIR] -- IN OUT")
 flow = build(sys.argv[1], sys.argv[2])

@@ -91,7 +91,7 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def _fresh_dir(path: Path) -> None:
+def _remove_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -116,7 +116,9 @@ def log_agg(events: int) -> Benchmark:
         ref = WORK / f"log_agg-ref-{events}.jsonl"
         if not ref.exists():
             print(f"computing {ref.name} with ref.py ...", flush=True)
-            subprocess.run(_python(str(shared / "ref.py"), str(src), str(ref)), check=True)
+            tmp = ref.with_suffix(".tmp")
+            subprocess.run(_python(str(shared / "ref.py"), str(src), str(tmp)), check=True)
+            tmp.replace(ref)
         return ref
 
     def check(ref: Path, out: Path) -> tuple[bool, str]:
@@ -167,17 +169,18 @@ def keys(events: int, n_keys: int) -> Benchmark:
                 for line in f:
                     e = json.loads(line)
                     sums[e["k"]] = sums.get(e["k"], 0.0) + e["v"]
-            with ref.open("w") as f:
+            tmp = ref.with_suffix(".tmp")
+            with tmp.open("w") as f:
                 f.writelines(json.dumps({"k": k, "sum": s}) + "\n" for k, s in sums.items())
+            tmp.replace(ref)
         return ref
 
     def recovery(job: Job) -> Path:
         return job.scratch / "recovery"
 
     def flowlib(job: Job) -> list[str]:
-        # Options before SCRIPT: `flowlib run` passes everything after SCRIPT to the script.
-        return _python("-m", "flowlib.cli", "run", "--recovery", str(recovery(job)),
-                       "--snapshot-interval", "1", str(BENCH / "keys_flowlib.py"),
+        return _python("-m", "flowlib.cli", "run", str(BENCH / "keys_flowlib.py"),
+                       "--recovery", str(recovery(job)), "--snapshot-interval", "1",
                        "--", str(job.src), str(job.out))
 
     def bytewax(job: Job) -> list[str]:
@@ -187,7 +190,7 @@ def keys(events: int, n_keys: int) -> Benchmark:
 
     def init_bytewax_recovery(job: Job) -> None:
         rec = recovery(job)
-        _fresh_dir(rec)
+        _remove_dir(rec)
         rec.mkdir(parents=True)
         subprocess.run(_python("-m", "bytewax.recovery", str(rec), "1"), check=True,
                        capture_output=True)
@@ -201,7 +204,7 @@ def keys(events: int, n_keys: int) -> Benchmark:
         make_reference=make_reference,
         check=check_keys,
         peers=[
-            Peer("flowlib", flowlib, ROOT, lambda j: _fresh_dir(recovery(j))),
+            Peer("flowlib", flowlib, ROOT, lambda j: _remove_dir(recovery(j))),
             Peer("bytewax", bytewax, BENCH, init_bytewax_recovery),
             Peer("plain", lambda j: _python(str(BENCH / "keys_plain.py"), str(j.src),
                                             str(j.out)), BENCH),
@@ -322,11 +325,16 @@ class Summary:
 
 @dataclass
 class Ratio:
-    """flowlib's events/s over a peer's; ``None`` when either has no correct run."""
+    """flowlib's events/s over a peer's, from the medians; ``None`` without correct runs.
+
+    ``per_round`` pairs the runs of the same round (neighbours in time, so they share the
+    machine's load of that moment); its median is a cross-check on a noisy machine.
+    """
 
     name: str
     measured: float | None
     target: float | None
+    per_round: list[float]
     met: bool | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -335,8 +343,11 @@ class Ratio:
 
     def text(self) -> str:
         got = "n/a (no correct run)" if self.measured is None else f"{self.measured:.2f}x"
+        if self.per_round:
+            rounds = ", ".join(f"{x:.2f}" for x in self.per_round)
+            got += f" (per round: {rounds}; median {statistics.median(self.per_round):.2f}x)"
         if self.target is None:
-            return f"{self.name}: {got} (no target)"
+            return f"{self.name}: {got}, no target"
         verdict = "" if self.met is None else ("  MET" if self.met else "  MISSED")
         return f"{self.name}: {got} / target >= {self.target:.0f}x{verdict}"
 
@@ -353,7 +364,7 @@ def summarise(peer: str, runs: list[Run], events: int) -> Summary:
     )
 
 
-def ratios(summaries: dict[str, Summary], target: float) -> list[Ratio]:
+def ratios(summaries: dict[str, Summary], runs: list[Run], target: float) -> list[Ratio]:
     fl = summaries.get("flowlib")
     out = []
     for other, tgt in (("bytewax", target), ("plain", None)):
@@ -362,7 +373,12 @@ def ratios(summaries: dict[str, Summary], target: float) -> list[Ratio]:
             continue
         measured = (None if fl.events_per_s is None or s.events_per_s is None
                     else fl.events_per_s / s.events_per_s)
-        out.append(Ratio(f"flowlib/{other}", measured, tgt))
+        walls: dict[tuple[str, int], float] = {(r.peer, r.round): r.wall_s
+                                               for r in runs if r.correct}
+        per_round = [walls[other, rnd] / walls["flowlib", rnd]
+                     for rnd in sorted({r.round for r in runs})
+                     if ("flowlib", rnd) in walls and (other, rnd) in walls]
+        out.append(Ratio(f"flowlib/{other}", measured, tgt, per_round))
     return out
 
 
@@ -437,7 +453,7 @@ def run_benchmark(bench: Benchmark, events: int, rounds: int, peers: list[str],
                   flush=True)
     summaries = [summarise(p.name, [r for r in runs if r.peer == p.name], events)
                  for p in chosen]
-    rats = ratios({s.peer: s for s in summaries}, bench.target)
+    rats = ratios({s.peer: s for s in summaries}, runs, bench.target)
     print_table(bench, summaries, rats, events, rounds)
     return {
         "benchmark": bench.name,
