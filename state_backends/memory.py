@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+import pyarrow as pa
 from typing_extensions import override
 
 from flowlib.codecs import Codec
-from flowlib.state import StateBackend
+from flowlib.state import StateBackend, snapshot_schema
 
 __all__ = ["MemoryBackend"]
 
@@ -59,6 +60,15 @@ class MemoryBackend(StateBackend[K, V]):
     @override
     def accessors(self) -> tuple[Callable[[K], V | None], Callable[[K, V], None]]:
         return self._data.get, self._data.__setitem__
+
+    @override
+    def snapshot(self) -> pa.Table:
+        # Straight from the dict: no per-row tuples (checkpoints of large state run every epoch).
+        return pa.Table.from_arrays(
+            [self.key_codec.to_arrow(list(self._data)),
+             self.value_codec.to_arrow(list(self._data.values()))],
+            schema=snapshot_schema(self.key_codec, self.value_codec),
+        )
 
     @override
     def clear(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from datetime import timedelta
@@ -48,6 +49,13 @@ def run(
     config = RecoveryConfig(Path(recovery_dir)) if recovery_dir is not None else None
     os.environ.setdefault("RUST_BACKTRACE", "0")  # the user's traceback is the useful one
     started = time.perf_counter()
+    # Events rarely form reference cycles, yet allocating millions of them triggers young-
+    # generation collections that rescan everything built so far (the flow, modules): freeze
+    # that, and collect the young generation less often. Measured: about 5% of a run.
+    gc.collect()
+    gc.freeze()
+    threshold = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 1000)
     try:
         cli_main(
             compiled.dataflow,
@@ -59,6 +67,9 @@ def run(
         )
     except Exception as exc:
         raise user_error(exc) from None
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
     return compiled.counters.report(time.perf_counter() - started)
 
 
