@@ -32,10 +32,16 @@ CK = TypeVar("CK")
 CV = TypeVar("CV")
 
 
+_NO_KEY = object()
+
+
 class ValueState(Generic[CV]):
     """The state of the context's current key."""
 
-    __slots__ = ("_backend", "_ctx", "_get", "_put")
+    # The value of the key last read or written is remembered: the engine binds one key object
+    # for a whole run of that key's events, so an identity check saves a (tuple-)hashing lookup
+    # per event. Writes always go through to the backend.
+    __slots__ = ("_backend", "_ctx", "_get", "_last_key", "_last_value", "_put")
 
     def __init__(self, ctx: Context[Any, CV, Any], backend: StateBackend[Any, CV] | None) -> None:
         self._ctx = ctx
@@ -46,6 +52,8 @@ class ValueState(Generic[CV]):
         else:
             # Bound once: this is the per-event path.
             self._get, self._put = backend.accessors()
+        self._last_key: object = _NO_KEY
+        self._last_value: CV | None = None
 
     def _no_state(self, *_: object) -> Any:
         msg = (
@@ -56,23 +64,35 @@ class ValueState(Generic[CV]):
 
     def get(self, default: CV) -> CV:
         """The current key's value, or ``default`` when it has none yet."""
-        value = self._get(self._ctx.key)
+        value = self.get_optional()
         return default if value is None else value
 
     def get_optional(self) -> CV | None:
         """The current key's value, or ``None``."""
-        return self._get(self._ctx.key)
+        key = self._ctx.key
+        if key is self._last_key:
+            return self._last_value
+        value = self._get(key)
+        self._last_key, self._last_value = key, value
+        return value
 
     def set(self, value: CV) -> None:
         """Store ``value`` for the current key."""
-        self._put(self._ctx.key, value)
+        key = self._ctx.key
+        self._put(key, value)
+        self._last_key, self._last_value = key, value
 
     def clear(self) -> None:
         """Forget the current key's state."""
+        self._last_key = _NO_KEY
         if self._backend is None:
             self._no_state()
         else:
             self._backend.delete(self._ctx.key)
+
+    def forget_cached(self) -> None:
+        """Drop the remembered value (the engine calls this when the backend changes under it)."""
+        self._last_key = _NO_KEY
 
 
 class Timers:
