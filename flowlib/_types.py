@@ -73,7 +73,12 @@ def processor_types(cls: type, base: type) -> tuple[object, ...]:
     found = _find(cls, base, {})
     if found is None:
         return tuple(Any for _ in params)
-    return tuple(Any if isinstance(a, TypeVar) else a for a in found)
+    # An argument still holding type variables (dict[int, Acc]) is not known at runtime.
+    return tuple(Any if _open(a) else a for a in found)
+
+
+def _open(tp: object) -> bool:
+    return isinstance(tp, TypeVar) or bool(getattr(tp, "__parameters__", ()))
 
 
 def _find(cls: type, base: type, subst: dict[Any, object]) -> tuple[object, ...] | None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Context", "Processor", "Timers", "ValueState"]
 
-In = TypeVar("In")
+In = TypeVar("In", contravariant=True)
 Out = TypeVar("Out")
 K = TypeVar("K", default=None)
 V = TypeVar("V", default=None)
