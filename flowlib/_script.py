@@ -43,16 +43,16 @@ def load_flow(target: str, argv: list[str]) -> Flow:
     sys.argv = [str(path), *argv]
     try:
         spec.loader.exec_module(module)
+        if not hasattr(module, var):
+            flows = [k for k, v in vars(module).items() if isinstance(v, Flow)]
+            hint = f"; it defines {', '.join(flows)}" if flows else ""
+            msg = f"{path} has no variable {var!r}{hint}"
+            raise ScriptError(msg)
+        value = getattr(module, var)
+        if callable(value) and not isinstance(value, Flow):
+            value = value()  # a flow factory sees the script's arguments too
     finally:
         sys.argv = saved_argv
-    if not hasattr(module, var):
-        flows = [k for k, v in vars(module).items() if isinstance(v, Flow)]
-        hint = f"; it defines {', '.join(flows)}" if flows else ""
-        msg = f"{path} has no variable {var!r}{hint}"
-        raise ScriptError(msg)
-    value = getattr(module, var)
-    if callable(value) and not isinstance(value, Flow):
-        value = value()
     if not isinstance(value, Flow):
         msg = f"{path}:{var} is a {type(value).__name__}, not a flowlib Flow"
         raise ScriptError(msg)

@@ -58,6 +58,9 @@ def fits(actual: object, expected: object) -> bool:
         if not issubclass(act_origin, exp_origin) or len(a_args) != len(e_args):
             return False
         return all(fits(a, e) for a, e in zip(a_args, e_args, strict=True))
+    if isinstance(actual, type) and isinstance(exp_origin, type):
+        # A bare generic class leaves its arguments unknown: only the class can be checked.
+        return issubclass(actual, exp_origin)
     if act_origin is not None and isinstance(expected, type):
         return isinstance(act_origin, type) and issubclass(act_origin, expected)
     return False

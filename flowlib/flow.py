@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, Generic, Literal, TypeVar, get_origin, get_type_hints
+from typing import Any, Generic, Literal, TypeVar, cast, get_origin, get_type_hints
 
 from flowlib._graph import (
     FunctionNode,
@@ -278,7 +278,9 @@ class ProcessedStream(Stream[U], Generic[U, K, T]):
         node = self.node
         assert isinstance(node, ProcessNode)
         if node.late is None:
-            node.late = LateNode(self.flow._claim(None, f"{node.id}_late"), [node], Late)
+            in_type = node.inputs[0].out_type
+            late_type = cast(Any, Late)[node.key_type, in_type]  # runtime types, not static
+            node.late = LateNode(self.flow._claim(None, f"{node.id}_late"), [node], late_type)
         return Stream(self.flow, node.late)
 
 

@@ -194,8 +194,12 @@ class _FixedWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In,
         if closing in windows:
             ctx.emit(self._result(ctx.key, closing, windows[closing], update=False))
         keep_after = self._length_us + ctx.allowed_lateness // _US
-        for start in [s for s in windows if min(s + keep_after, _END_US) <= now]:
-            del windows[start]
+        if now < _END_US:
+            # Every window has a timer at its cleanup time (its end, or end + lateness).
+            windows.pop(now - keep_after, None)
+        else:
+            for start in [s for s in windows if min(s + keep_after, _END_US) <= now]:
+                del windows[start]
         if windows:
             ctx.state.set(windows)
         else:

@@ -322,8 +322,8 @@ def _stateless_process_step(
 _KeyRuns = KeyRuns
 
 
-def _by_group(keys: list[Any], events: list[Any], group: GroupOf) -> dict[str, _KeyRuns]:
-    """Split a batch by key, then the keys by group.
+def _by_group(keys: list[Any], events: list[Any], group: GroupOf) -> dict[str, KeyRuns]:
+    """Split a batch by key, then the keys by group (untimed steps: order across keys is free).
 
     Grouping by key first means the group hash runs once per distinct key of the batch, not
     once per event, and the processor rebinds ``ctx.key`` once per run of a key. Keys must be
@@ -337,7 +337,7 @@ def _by_group(keys: list[Any], events: list[Any], group: GroupOf) -> dict[str, _
             by_key[k] = [e]
         else:
             evs.append(e)
-    groups: dict[str, _KeyRuns] = {}
+    groups: dict[str, KeyRuns] = {}
     for k, evs in by_key.items():
         g = group(k)
         entry = groups.get(g)
@@ -345,6 +345,28 @@ def _by_group(keys: list[Any], events: list[Any], group: GroupOf) -> dict[str, _
             groups[g] = [(k, evs)]
         else:
             entry.append((k, evs))
+    return groups
+
+
+def _by_group_in_order(
+    keys: list[Any], events: list[Any], group: GroupOf
+) -> dict[str, KeyRuns]:
+    """Split a batch by group keeping arrival order (event-time steps: the watermark advances
+    per event); consecutive events of one key share a run and one key object."""
+    canon: dict[Any, tuple[Any, str]] = {}
+    groups: dict[str, KeyRuns] = {}
+    for k, e in zip(keys, events, strict=True):
+        found = canon.get(k)
+        if found is None:
+            found = canon[k] = (k, group(k))
+        key, g = found
+        runs = groups.get(g)
+        if runs is None:
+            groups[g] = [(key, [e])]
+        elif runs[-1][0] is key:
+            runs[-1][1].append(e)
+        else:
+            runs.append((key, [e]))
     return groups
 
 
@@ -418,6 +440,7 @@ def _keyed_process(
     key_fn = n.key_fn
     assert key_fn is not None
     group = group_of(codec_for(n.key_type), flow.max_key_groups)
+    split = _by_group if n.event_time is None else _by_group_in_order
     step = n.id
 
     def route(batch: list[Any]) -> list[Any]:
@@ -436,7 +459,7 @@ def _keyed_process(
                 except Exception as exc:
                     failed.append(DeadLetter.from_error(f"{step}.key_by", exc, e))
         try:
-            groups = _by_group(keys, ok, group)
+            groups = split(keys, ok, group)
         except TypeError:
             bad = [(k, e, msg) for k, e in zip(keys, ok, strict=True)
                    if (msg := _unhashable_key(k)) is not None]
@@ -447,7 +470,7 @@ def _keyed_process(
             failed += [DeadLetter.from_error(f"{step}.key_by", FlowlibError(m), e)
                        for _, e, m in bad]
             pairs = [(k, e) for k, e in zip(keys, ok, strict=True) if _unhashable_key(k) is None]
-            groups = _by_group([k for k, _ in pairs], [e for _, e in pairs], group)
+            groups = split([k for k, _ in pairs], [e for _, e in pairs], group)
         items: list[Any] = list(groups.items())
         if failed:
             counters.add(step, len(failed), 0, len(failed))

@@ -101,12 +101,8 @@ class KeyGroup:
                     self.ctx.key = key
                     res.seen += self._run(iter(events), res)
                 continue
-            batch_max = self._run_timed(runs, et, res)
-            if batch_max is not None:
+            if self._run_timed(runs, et, res):
                 self._last_event_wall = self.spec.now()
-                if self.max_event_time is None or batch_max > self.max_event_time:
-                    self.max_event_time = batch_max
-                    self._advance(batch_max - et.max_out_of_orderness, res)
             if self.watermark is not None:
                 # Timers set behind the watermark (a late-but-allowed event re-opening a
                 # window) are due now, not at the next advance.
@@ -127,16 +123,18 @@ class KeyGroup:
                     raise
                 res.dead.append(DeadLetter.from_error(spec.step, exc, event))
 
-    def _run_timed(self, runs: KeyRuns, et: EventTime[Any], res: GroupOutput) -> datetime | None:
-        """Like :meth:`_run` for every run, routing late events; returns the batch's max time."""
+    def _run_timed(self, runs: KeyRuns, et: EventTime[Any], res: GroupOutput) -> bool:
+        """Like :meth:`_run`, in arrival order, advancing the watermark after every event and
+        routing late events; returns whether any event was seen."""
         process, ctx, spec = self.spec.processor.process, self.ctx, self.spec
-        timestamp = et.timestamp
+        timestamp, delay, lateness = et.timestamp, et.max_out_of_orderness, et.allowed_lateness
         wm = self.watermark
-        limit = None if wm is None else wm - et.allowed_lateness
-        batch_max: datetime | None = None
+        limit = None if wm is None else wm - lateness
+        top = self.max_event_time
+        seen = False
         for key, events in runs:
-            ctx.key = key
             for event in events:
+                seen = True
                 res.seen += 1
                 try:
                     t = timestamp(event)
@@ -144,18 +142,33 @@ class KeyGroup:
                         assert wm is not None
                         res.late.append(Late(spec.step, key, event, t, wm))
                         continue
-                    if batch_max is None or t > batch_max:
-                        batch_max = t
+                    ctx.key = key
                     ctx.event_time = t
                     process(ctx, event)
                 except Exception as exc:
                     if spec.fail:
                         raise
                     res.dead.append(DeadLetter.from_error(spec.step, exc, event))
+                    continue
+                if top is None or t > top:
+                    top = self.max_event_time = t
+                    if wm is None or t - delay > wm:
+                        # Timers may fire here, between two events of the batch.
+                        self._advance(t - delay, res)
+                        wm = self.watermark
+                        assert wm is not None
+                        limit = wm - lateness
         ctx.event_time = None
-        return batch_max
+        return seen
 
     # --- time ------------------------------------------------------------------------------
+
+    def advance_watermark(self, watermark: datetime) -> GroupOutput:
+        """Move the watermark to ``watermark`` (never backwards), firing the event-time timers
+        now due; for test harnesses, which drive event time explicitly."""
+        res = GroupOutput()
+        self._advance(watermark, res)
+        return res
 
     def _advance(self, watermark: datetime, res: GroupOutput) -> None:
         if self.watermark is not None and watermark <= self.watermark:

@@ -90,10 +90,14 @@ def group(
 
 
 def runs(*events: Ev) -> KeyRuns:
-    by_key: dict[str, list[Ev]] = {}
+    """Events in arrival order, consecutive events of a key in one run (as the engine routes)."""
+    out: KeyRuns = []
     for e in events:
-        by_key.setdefault(e.key, []).append(e)
-    return list(by_key.items())
+        if out and out[-1][0] == e.key:
+            out[-1][1].append(e)
+        else:
+            out.append((e.key, [e]))
+    return out
 
 
 def test_windows_fire_when_the_watermark_passes_their_end() -> None:
