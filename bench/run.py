@@ -152,6 +152,53 @@ def log_agg(events: int) -> Benchmark:
     )
 
 
+def windows(events: int, sliding: bool) -> Benchmark:
+    """The log_agg workload on event-time window operators, streaming (issue 4's benchmark).
+
+    Tumbling: 10 s windows against the shared bytewax peer. Sliding: 1-minute windows every
+    10 s against ``sliding_bytewax.py``, checked against ``sliding_ref.py``.
+    """
+    shared = shared_dir()
+    base = log_agg(events)
+    name = "sliding" if sliding else "windows"
+
+    def make_reference(src: Path) -> Path:
+        if not sliding:
+            return base.make_reference(src)
+        ref = WORK / f"sliding-ref-{events}.jsonl"
+        if not ref.exists():
+            print(f"computing {ref.name} with sliding_ref.py ...", flush=True)
+            tmp = ref.with_suffix(".tmp")
+            subprocess.run(_python(str(BENCH / "sliding_ref.py"), str(src), str(tmp)), check=True)
+            tmp.replace(ref)
+        return ref
+
+    def flowlib(job: Job) -> list[str]:
+        cmd = _python("-m", "flowlib.cli", "run", str(BENCH / "log_agg_windows_flowlib.py"),
+                      "--", str(job.src), str(job.out))
+        return [*cmd, "--sliding"] if sliding else cmd
+
+    def bytewax(job: Job) -> list[str]:
+        module = "sliding_bytewax" if sliding else "peer_bytewax"
+        return _python("-m", "bytewax.run", f"{module}:get_flow({str(job.src)!r}, "
+                       f"{str(job.out)!r})")
+
+    what = "1-minute windows every 10 s" if sliding else "10 s tumbling windows"
+    return Benchmark(
+        name=name,
+        description=f"{events:,} JSON events; count/sum/max per (service, level), {what}, "
+        "event-time window operators emitting as the watermark passes",
+        target=3.0,
+        make_input=base.make_input,
+        make_reference=make_reference,
+        check=base.check,
+        peers=[
+            Peer("flowlib", flowlib, ROOT),
+            Peer("bytewax", bytewax, BENCH if sliding else shared),
+        ],
+    )
+
+
 def keys(events: int, n_keys: int) -> Benchmark:
     """Sum per key over ``n_keys`` keys with a checkpoint every second (flowlib and bytewax)."""
 
@@ -476,7 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="events per input")
     p.add_argument("--keys", type=int, default=DEFAULT_KEYS, help="distinct keys (keys bench)")
     p.add_argument("--rounds", type=int, default=3, help="runs of every peer (default 3)")
-    p.add_argument("--only", choices=("log_agg", "keys"), help="run one benchmark")
+    p.add_argument("--only", choices=("log_agg", "keys", "windows", "sliding"),
+                   help="run one benchmark")
     p.add_argument("--peers", default=",".join(PEERS),
                    help=f"comma-separated subset of {','.join(PEERS)}")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before a run is killed")
@@ -486,7 +534,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown peers: {', '.join(sorted(unknown))}")
     if args.events < 1 or args.rounds < 1 or args.keys < 1:
         p.error("--events, --keys and --rounds must be at least 1")
-    benches = [log_agg(args.events), keys(args.events, args.keys)]
+    benches = [log_agg(args.events), keys(args.events, args.keys),
+               windows(args.events, sliding=False), windows(args.events, sliding=True)]
     all_correct = True
     for bench in benches:
         if args.only not in (None, bench.name):

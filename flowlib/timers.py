@@ -53,6 +53,11 @@ class TimerTable:
             heapq.heappop(heap)
         return None
 
+    def peek(self, kind: TimerKind) -> datetime | None:
+        """A lower bound of the earliest timer of ``kind`` (cancelled ones may still show)."""
+        heap = self._heaps[kind]
+        return heap[0][0] if heap else None
+
     def next_time(self, kind: TimerKind) -> datetime | None:
         """When the earliest timer of ``kind`` is due, or ``None``."""
         top = self._top(kind)

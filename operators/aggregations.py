@@ -665,6 +665,9 @@ class Multi(Aggregate[E, Acc, Out]):
     def __init__(self, *parts: Aggregate[E, Any, Any]) -> None:
         self.parts = parts
         self.acc_type = GenericAlias(tuple, tuple(p.acc_type for p in parts))
+        # add() runs per event and window: bound methods, and a list comprehension rather
+        # than a generator (measured: half the cost of the generator version).
+        self._adds = tuple(p.add for p in parts)
 
     @override
     def create(self) -> Acc:
@@ -673,7 +676,7 @@ class Multi(Aggregate[E, Acc, Out]):
     @override
     def add(self, acc: Acc, value: E) -> Acc:
         accs = cast(tuple[Any, ...], acc)
-        return cast(Acc, tuple(p.add(a, value) for p, a in zip(self.parts, accs, strict=True)))
+        return cast(Acc, tuple([add(a, value) for add, a in zip(self._adds, accs, strict=True)]))
 
     @override
     def merge(self, a: Acc, b: Acc) -> Acc:

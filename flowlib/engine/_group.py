@@ -152,9 +152,9 @@ class KeyGroup:
                     continue
                 if top is None or t > top:
                     top = self.max_event_time = t
-                    if wm is None or t - delay > wm:
+                    if wm is None or (t - delay if delay else t) > wm:
                         # Timers may fire here, between two events of the batch.
-                        self._advance(t - delay, res)
+                        self._advance(t - delay if delay else t, res)
                         wm = self.watermark
                         assert wm is not None
                         limit = wm - lateness
@@ -175,7 +175,10 @@ class KeyGroup:
             return
         self.watermark = watermark
         self.ctx.watermark = watermark
-        self._fire("event", watermark, res)
+        # Runs per event on ordered input: look at the earliest timer before doing more.
+        upcoming = self.timers.peek("event")
+        if upcoming is not None and upcoming <= watermark:
+            self._fire("event", watermark, res)
 
     def _fire(self, kind: Any, upto: datetime, res: GroupOutput) -> None:
         on_timer, ctx, spec = self.spec.processor.on_timer, self.ctx, self.spec
