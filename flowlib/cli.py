@@ -45,7 +45,25 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--report-file", type=Path, help=argparse.SUPPRESS)
     r.add_argument("--prepared", action="store_true", help=argparse.SUPPRESS)
     r.add_argument("-q", "--quiet", action="store_true", help="no summary table")
+    b = sub.add_parser(
+        "dev-broker",
+        help="run a local Kafka broker for trials and tests",
+        description="Run librdkafka's mock Kafka cluster in memory, print its bootstrap address "
+        "and serve until Ctrl-C. Topics are created on first use (4 partitions).",
+    )
+    b.add_argument("--brokers", type=int, default=1, help="number of brokers (default 1)")
     return p
+
+
+def _dev_broker(args: argparse.Namespace, extra: list[str]) -> int:
+    """``flowlib dev-broker``: print the address on stdout, serve until interrupted."""
+    from flowlib.testing.kafka_broker import serve
+
+    if extra or args.brokers < 1:
+        print("flowlib: error: usage: flowlib dev-broker [--brokers N]", file=sys.stderr)
+        return 2
+    serve(args.brokers, until_stdin_closes=False, out=sys.stdout)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         argv, [])
     args, unknown = _parser().parse_known_args(head)
     script_args = [*unknown, *tail]
+    if args.command == "dev-broker":
+        return _dev_broker(args, script_args)
     try:
         if args.processes < 1 or args.workers < 1:
             _fail("-p and -w must be at least 1")

@@ -31,6 +31,8 @@ class DeadLetter:
     """Where the record came from, e.g. ``path:line``; ``None`` when unknown."""
     time: datetime
     """Processing time (UTC) at which the record failed."""
+    raw: bytes | None = None
+    """The record's exact bytes when a source has them (a Kafka message's value), for replay."""
 
     @classmethod
     def from_error(

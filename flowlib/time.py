@@ -9,7 +9,8 @@ at the group, so it depends only on the input's order, not on batching, worker c
 An event-time timer set for ``t`` fires as soon as ``watermark >= t``, possibly between two
 events of one batch; a timer set behind the watermark fires right after the batch. When
 ``idle_timeout`` is set and the group has seen no event for that long (processing time), the
-watermark also advances with processing time: ``max seen - max_out_of_orderness + (now - wall time of the last event)``.
+watermark also advances with processing time, to
+``max seen - max_out_of_orderness + (now - wall time of the last event)``.
 At the end of a bounded input it jumps to the end of time, so every event-time timer fires and
 every window closes. An event whose time is strictly before ``watermark - allowed_lateness`` when
 it arrives is late: it goes to the step's ``late`` output (or, when no step reads that, to the

@@ -38,8 +38,9 @@ from flowlib.connectors.files import JsonLinesSink
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine._counters import Counters
 from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec, KeyRuns
-from flowlib.engine._keygroups import GroupOf, group_of
-from flowlib.errors import FlowBuildError, FlowlibError
+from flowlib.engine._keygroups import group_of
+from flowlib.engine._routing import route_batch
+from flowlib.errors import FlowBuildError
 from flowlib.flow import Flow
 from flowlib.processor import Context
 from flowlib.time import Late
@@ -322,65 +323,6 @@ def _stateless_process_step(
 _KeyRuns = KeyRuns
 
 
-def _by_group(keys: list[Any], events: list[Any], group: GroupOf) -> dict[str, KeyRuns]:
-    """Split a batch by key, then the keys by group (untimed steps: order across keys is free).
-
-    Grouping by key first means the group hash runs once per distinct key of the batch, not
-    once per event, and the processor rebinds ``ctx.key`` once per run of a key. Keys must be
-    hashable (the route has dropped those that are not).
-    """
-    by_key: dict[Any, list[Any]] = {}
-    get = by_key.get
-    for k, e in zip(keys, events, strict=True):
-        evs = get(k)
-        if evs is None:
-            by_key[k] = [e]
-        else:
-            evs.append(e)
-    groups: dict[str, KeyRuns] = {}
-    for k, evs in by_key.items():
-        g = group(k)
-        entry = groups.get(g)
-        if entry is None:
-            groups[g] = [(k, evs)]
-        else:
-            entry.append((k, evs))
-    return groups
-
-
-def _by_group_in_order(
-    keys: list[Any], events: list[Any], group: GroupOf
-) -> dict[str, KeyRuns]:
-    """Split a batch by group keeping arrival order (event-time steps: the watermark advances
-    per event); consecutive events of one key share a run and one key object."""
-    canon: dict[Any, tuple[Any, str]] = {}
-    groups: dict[str, KeyRuns] = {}
-    for k, e in zip(keys, events, strict=True):
-        found = canon.get(k)
-        if found is None:
-            found = canon[k] = (k, group(k))
-        key, g = found
-        runs = groups.get(g)
-        if runs is None:
-            groups[g] = [(key, [e])]
-        elif runs[-1][0] is key:
-            runs[-1][1].append(e)
-        else:
-            runs.append((key, [e]))
-    return groups
-
-
-def _unhashable_key(key: object) -> str | None:
-    try:
-        hash(key)
-    except TypeError:
-        return (
-            f"key {key!r} is not hashable: key_by must return hashable keys "
-            "(a tuple instead of a list, a frozen dataclass)"
-        )
-    return None
-
-
 class _LateBatch(list[Late[Any, Any]]):
     """Late events of a keyed step travelling beside its data batches."""
 
@@ -440,37 +382,11 @@ def _keyed_process(
     key_fn = n.key_fn
     assert key_fn is not None
     group = group_of(codec_for(n.key_type), flow.max_key_groups)
-    split = _by_group if n.event_time is None else _by_group_in_order
     step = n.id
+    ordered = n.event_time is not None
 
     def route(batch: list[Any]) -> list[Any]:
-        failed: list[DeadLetter] = []
-        try:
-            keys = [key_fn(e) for e in batch]
-            ok = batch
-        except Exception:
-            if fail:
-                raise
-            keys, ok = [], []
-            for e in batch:
-                try:
-                    keys.append(key_fn(e))
-                    ok.append(e)
-                except Exception as exc:
-                    failed.append(DeadLetter.from_error(f"{step}.key_by", exc, e))
-        try:
-            groups = split(keys, ok, group)
-        except TypeError:
-            bad = [(k, e, msg) for k, e in zip(keys, ok, strict=True)
-                   if (msg := _unhashable_key(k)) is not None]
-            if not bad:
-                raise
-            if fail:
-                raise FlowlibError(f"step {step!r}: {bad[0][2]}") from None
-            failed += [DeadLetter.from_error(f"{step}.key_by", FlowlibError(m), e)
-                       for _, e, m in bad]
-            pairs = [(k, e) for k, e in zip(keys, ok, strict=True) if _unhashable_key(k) is None]
-            groups = split([k for k, _ in pairs], [e for _, e in pairs], group)
+        groups, failed = route_batch(batch, key_fn, group, step=step, fail=fail, ordered=ordered)
         items: list[Any] = list(groups.items())
         if failed:
             counters.add(step, len(failed), 0, len(failed))
