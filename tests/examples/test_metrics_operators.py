@@ -21,8 +21,8 @@ FIVE_MIN = timedelta(minutes=5)
 Scorer = ProcessorHarness[WindowStats, Alert, str, Baseline]
 
 
-def scorer(detector: Detector = Detector()) -> Scorer:
-    return ProcessorHarness(AnomalyScore(detector), key=lambda w: w.series)
+def scorer(detector: Detector | None = None) -> Scorer:
+    return ProcessorHarness(AnomalyScore(detector or Detector()), key=lambda w: w.series)
 
 
 def window(i: int, mean: float, series: str = "s", count: int = 12) -> WindowStats:
