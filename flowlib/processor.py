@@ -64,7 +64,12 @@ class ValueState(Generic[CV]):
 
     def get(self, default: CV) -> CV:
         """The current key's value, or ``default`` when it has none yet."""
-        value = self.get_optional()
+        key = self._ctx.key  # get_optional() inlined: this is the per-event path
+        if key is self._last_key:
+            value = self._last_value
+        else:
+            value = self._get(key)
+            self._last_key, self._last_value = key, value
         return default if value is None else value
 
     def get_optional(self) -> CV | None:

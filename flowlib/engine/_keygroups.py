@@ -7,7 +7,6 @@ resume). The group count is fixed for the life of a checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import xxhash
@@ -16,33 +15,46 @@ from flowlib.codecs import Codec
 
 __all__ = ["GroupOf", "group_of"]
 
-GroupOf = Callable[[Any], str]
 
 _CACHE_LIMIT = 1 << 20
 """Keys whose group is memoised; most streams have far fewer distinct keys than this."""
 
 
-def group_of(key_codec: Codec[Any], max_key_groups: int) -> GroupOf:
-    """A function from a key to its group id (a ``str``, as bytewax routes by ``str``)."""
-    names = [str(i) for i in range(max_key_groups)]
-    key_bytes = key_codec.key_bytes
-    digest = xxhash.xxh3_64_intdigest
-    cache: dict[Any, str] = {}
-    cached = cache.get
+class GroupOf:
+    """Maps a key to its group id (a ``str``, as bytewax routes by ``str``), memoised.
 
-    def compute(key: Any) -> str:
-        return names[digest(key_bytes(key)) % max_key_groups]
+    ``cached`` is the memo's own ``get``: callers on the hot path try it first (a C call) and
+    call the object only on a miss. Group names are never empty, so a miss is the only falsy
+    result.
+    """
 
-    def lookup(key: Any) -> str:
+    __slots__ = ("_cache", "_digest", "_groups", "_key_bytes", "_names", "cached")
+
+    def __init__(self, key_codec: Codec[Any], max_key_groups: int) -> None:
+        self._names = [str(i) for i in range(max_key_groups)]
+        self._groups = max_key_groups
+        self._key_bytes = key_codec.key_bytes
+        self._digest = xxhash.xxh3_64_intdigest
+        self._cache: dict[Any, str] = {}
+        self.cached = self._cache.get
+
+    def compute(self, key: Any) -> str:
+        if self._groups == 1:  # no need to encode the key
+            return "0"
+        return self._names[self._digest(self._key_bytes(key)) % self._groups]
+
+    def __call__(self, key: Any) -> str:
         try:
-            # Group names are never empty, so a miss is the only falsy result.
-            g = cached(key)
+            g = self.cached(key)
         except TypeError:  # unhashable key (a list, a dict): no memo, same result
-            return compute(key)
+            return self.compute(key)
         if not g:
-            g = compute(key)
-            if len(cache) < _CACHE_LIMIT:
-                cache[key] = g
+            g = self.compute(key)
+            if len(self._cache) < _CACHE_LIMIT:
+                self._cache[key] = g
         return g
 
-    return lookup
+
+def group_of(key_codec: Codec[Any], max_key_groups: int) -> GroupOf:
+    """The group function of keys encoded by ``key_codec``, over ``max_key_groups`` groups."""
+    return GroupOf(key_codec, max_key_groups)

@@ -72,9 +72,10 @@ def _by_group(keys: list[Any], events: list[Any], group: GroupOf) -> dict[str, K
         else:
             evs.append(e)
     groups: dict[str, KeyRuns] = {}
+    cached, get_group = group.cached, groups.get
     for k, evs in by_key.items():
-        g = group(k)
-        entry = groups.get(g)
+        g = cached(k) or group(k)
+        entry = get_group(g)
         if entry is None:
             groups[g] = [(k, evs)]
         else:
@@ -92,7 +93,7 @@ def _by_group_in_order(
     for k, e in zip(keys, events, strict=True):
         found = canon.get(k)
         if found is None:
-            found = canon[k] = (k, group(k))
+            found = canon[k] = (k, group.cached(k) or group(k))
         key, g = found
         runs = groups.get(g)
         if runs is None:

@@ -220,11 +220,8 @@ class ProcessorHarness(Generic[In, Out, K, V]):
             late_wired=True, fail=self._fail, recovery=True, now=self.clock,
         )
         self._key_groups = key_groups if key is not None else 1
-        self._group_of: Callable[[Any], str] = (
-            group_of(codec_for(node.key_type), self._key_groups)
-            if self._key_groups > 1
-            else _single_group
-        )
+        # With one group every key maps to "0", as group_of(codec, 1) computes.
+        self._group_of = group_of(codec_for(node.key_type), self._key_groups)
         self._groups: list[KeyGroup] = [self._new_group(None) for _ in range(self._key_groups)]
 
     # --- driving -------------------------------------------------------------------------------
@@ -443,10 +440,6 @@ class HarnessFactory(Protocol):
         late_output: bool = True,
         clock: VirtualClock | None = None,
     ) -> ProcessorHarness[In, Out, K, V]: ...
-
-
-def _single_group(key: object) -> str:
-    return "0"
 
 
 def _build_step(
