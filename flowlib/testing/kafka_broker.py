@@ -107,11 +107,16 @@ def _read_line(stream: IO[str] | None, timeout: float) -> str:
     return got[0] if got else ""
 
 
-def serve(brokers: int, *, until_stdin_closes: bool, out: IO[str]) -> None:
-    """Run a cluster, print its address on ``out``, and block: until stdin closes (child
-    process) or until interrupted (Ctrl-C)."""
+def serve(
+    brokers: int, *, until_stdin_closes: bool, out: IO[str], hint: IO[str] | None = None
+) -> None:
+    """Run a cluster, print its address on ``out`` (and a line for humans on ``hint``), and
+    block: until stdin closes (child process) or until interrupted (Ctrl-C)."""
     owner, bootstrap = start_cluster(brokers)
     print(bootstrap, file=out, flush=True)
+    if hint is not None:
+        print(f"mock Kafka cluster at {bootstrap}: topics are created on first use "
+              "(4 partitions); Ctrl-C stops it and loses its data", file=hint, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         if until_stdin_closes:
             sys.stdin.read()  # returns at EOF: the parent stopped us or died

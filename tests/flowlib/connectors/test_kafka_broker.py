@@ -11,10 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from flowlib.testing.kafka_broker import (
-    MockKafkaBroker,
-    kafka_broker,  # noqa: F401  # a fixture: pytest finds it by name
-)
+from flowlib.testing.kafka_broker import MockKafkaBroker, _read_line
 from tests.examples.cli_helpers import ROOT, flowlib_command
 from tests.flowlib.connectors.test_kafka_helpers import consume, new_topic, produce
 
@@ -32,19 +29,18 @@ def test_a_broker_in_a_child_process_is_reachable_then_gone() -> None:
     broker.stop()  # idempotent
 
 
-def test_the_pytest_fixture_yields_a_bootstrap_address(request: pytest.FixtureRequest) -> None:
-    address = request.getfixturevalue("kafka_broker")
+def test_the_pytest_fixture_yields_a_bootstrap_address(kafka_broker: str) -> None:
+    """``kafka_broker`` reaches every test suite through flowlib's pytest plugin."""
     topic = new_topic()
-    produce(address, topic, [b"x", b"y"], partition=0)
-    assert [g.value for g in consume(address, topic)] == [b"x", b"y"]
+    produce(kafka_broker, topic, [b"x", b"y"], partition=0)
+    assert [g.value for g in consume(kafka_broker, topic)] == [b"x", b"y"]
 
 
 def test_flowlib_dev_broker_prints_its_address_and_stops_on_ctrl_c() -> None:
     proc = subprocess.Popen([*flowlib_command(), "dev-broker"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None
-        address = proc.stdout.readline().strip()
+        address = _read_line(proc.stdout, 60).strip()
         host, _, port = address.partition(":")
         assert host == "127.0.0.1" and port.isdigit(), address
         topic = new_topic()
