@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
         "and serve until Ctrl-C. Topics are created on first use (4 partitions).",
     )
     b.add_argument("--brokers", type=int, default=1, help="number of brokers (default 1)")
+    sub.add_parser(  # parsed by flowlib._checkpoint_cli; listed here for --help
+        "checkpoint", add_help=False,
+        help="inspect a recovery directory: ls DIR | show DIR STEP | export DIR STEP OUT",
+    )
     return p
 
 
@@ -62,13 +66,17 @@ def _dev_broker(args: argparse.Namespace, extra: list[str]) -> int:
     if extra or args.brokers < 1:
         print("flowlib: error: usage: flowlib dev-broker [--brokers N]", file=sys.stderr)
         return 2
-    serve(args.brokers, until_stdin_closes=False, out=sys.stdout)
+    serve(args.brokers, until_stdin_closes=False, out=sys.stdout, hint=sys.stderr)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``flowlib`` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["checkpoint"]:
+        from flowlib._checkpoint_cli import main as checkpoint_main
+
+        return checkpoint_main(argv[1:])
     # Everything after "--", and any argument flowlib does not know, goes to the script.
     head, tail = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (
         argv, [])

@@ -1,15 +1,21 @@
 """Key-group snapshots: Arrow IPC bytes with the metadata that identifies their schema.
 
-Layout: ``FLWG`` magic, format version (1 byte), then two length-prefixed (u64 little-endian)
-Arrow IPC streams: the state table (``key``, ``value``) and the timers table (``key``, ``time``,
-``kind``). Schema metadata of the state table carries step id, type names, schema fingerprint,
-flowlib version, the group's watermark and whether end of input was handled.
+Layout (version 2): ``FLWG`` magic, format version (1 byte), CRC-32 (``zlib.crc32``, u32
+little-endian) of the payload, then the payload: two length-prefixed (u64 little-endian) Arrow
+IPC streams, the state table (``key``, ``value``) and the timers table (``key``, ``time``,
+``kind``). Version 1 is the same without the checksum; it is still read (its lengths are
+checked, its bytes cannot be). A snapshot that is truncated, has trailing bytes or fails its
+checksum is refused with a :class:`~flowlib.errors.FlowlibError` naming the step.
+
+Schema metadata of the state table carries step id, type names, schema fingerprint, flowlib
+version, the group's watermark and whether end of input was handled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -22,11 +28,19 @@ from flowlib.codecs import Codec, codec_for
 from flowlib.errors import FlowlibError, StateSchemaError
 from flowlib.time import TimerKind
 
-__all__ = ["GroupSnapshot", "decode_snapshot", "encode_snapshot", "schema_fingerprint"]
+__all__ = [
+    "GroupSnapshot",
+    "decode_snapshot",
+    "encode_snapshot",
+    "schema_fingerprint",
+    "snapshot_version",
+]
 
 _MAGIC = b"FLWG"
-_VERSION = 1
+_VERSION = 2
+_READABLE = (1, 2)
 _LEN = struct.Struct("<Q")
+_CRC = struct.Struct("<I")
 
 
 def schema_fingerprint(schema: pa.Schema) -> str:
@@ -90,32 +104,70 @@ def encode_snapshot(
         schema=_timers_schema(key_codec),
     )
     parts = [_ipc(state.replace_schema_metadata(meta)), _ipc(timer_table)]
-    out = bytearray(_MAGIC)
-    out.append(_VERSION)
+    payload = bytearray()
     for p in parts:
-        out += _LEN.pack(len(p))
-        out += p
-    return bytes(out)
+        payload += _LEN.pack(len(p))
+        payload += p
+    return _MAGIC + bytes([_VERSION]) + _CRC.pack(zlib.crc32(payload)) + bytes(payload)
+
+
+def snapshot_version(data: bytes) -> int | None:
+    """The format version of snapshot bytes, or ``None`` when they are not a snapshot."""
+    return data[4] if len(data) >= 5 and data[:4] == _MAGIC else None
+
+
+def _corrupt(step: str, why: str) -> FlowlibError:
+    return FlowlibError(
+        f"checkpoint of step {step!r} is corrupt: {why}; restore the recovery directory from a "
+        "backup or start without it"
+    )
 
 
 def _split(data: bytes, step: str) -> tuple[bytes, bytes]:
-    if data[:4] != _MAGIC or len(data) < 5 or data[4] != _VERSION:
-        msg = f"step {step!r}: checkpoint is not a flowlib key-group snapshot (version 1)"
-        raise FlowlibError(msg)
-    parts: list[bytes] = []
+    version = snapshot_version(data)
+    if version is None:
+        raise _corrupt(step, "not a flowlib key-group snapshot (bad magic)")
+    if version not in _READABLE:
+        readable = ", ".join(map(str, _READABLE))
+        raise _corrupt(
+            step, f"unknown snapshot version {version} (newer flowlib?); this one reads {readable}"
+        )
     pos = 5
+    if version >= 2:
+        if len(data) < pos + _CRC.size:
+            raise _corrupt(step, f"truncated ({len(data)} bytes)")
+        (crc,) = _CRC.unpack_from(data, pos)
+        pos += _CRC.size
+    payload = memoryview(data)[pos:]
+    parts: list[bytes] = []
+    at = 0
     for _ in range(2):
-        (n,) = _LEN.unpack_from(data, pos)
-        pos += _LEN.size
-        parts.append(data[pos : pos + n])
-        pos += n
+        if at + _LEN.size > len(payload):
+            raise _corrupt(step, f"truncated ({len(data)} bytes)")
+        (n,) = _LEN.unpack_from(payload, at)
+        at += _LEN.size
+        if at + n > len(payload):
+            raise _corrupt(step, f"truncated ({len(data)} bytes, a part claims {n})")
+        parts.append(bytes(payload[at : at + n]))
+        at += n
+    if at != len(payload):
+        raise _corrupt(step, f"{len(payload) - at} unexpected trailing bytes")
+    if version >= 2 and zlib.crc32(payload) != crc:
+        raise _corrupt(step, "checksum mismatch")
     return parts[0], parts[1]
 
 
 def read_state_table(data: bytes, step: str) -> pa.Table:
     """The state table of a snapshot, metadata included."""
     state, _ = _split(data, step)
-    return pa.ipc.open_stream(state).read_all()
+    return _read_ipc(state, step)
+
+
+def _read_ipc(data: bytes, step: str) -> pa.Table:
+    try:
+        return pa.ipc.open_stream(data).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:  # only reachable for unchecksummed version 1
+        raise _corrupt(step, f"unreadable Arrow data ({exc})") from None
 
 
 def decode_snapshot(
@@ -123,7 +175,7 @@ def decode_snapshot(
 ) -> GroupSnapshot:
     """Read a snapshot, refusing one whose schema differs from the flow's, naming the step."""
     state_bytes, timer_bytes = _split(data, step)
-    table = pa.ipc.open_stream(state_bytes).read_all()
+    table = _read_ipc(state_bytes, step)
     meta = table.schema.metadata or {}
     if schema_fingerprint(table.schema) != schema_fingerprint(expected):
         old = table.schema.remove_metadata()
@@ -134,7 +186,7 @@ def decode_snapshot(
             f"{expected}; start without the recovery directory or keep the old state type"
         )
         raise StateSchemaError(msg)
-    timer_table = pa.ipc.open_stream(timer_bytes).read_all()
+    timer_table = _read_ipc(timer_bytes, step)
     keys = key_codec.from_arrow(timer_table.column("key"))
     times = codec_for(datetime).from_arrow(timer_table.column("time"))
     kinds = cast(list[TimerKind], timer_table.column("kind").to_pylist())
