@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import subprocess
 import sys
 import threading
@@ -113,6 +114,10 @@ def serve(
     """Run a cluster, print its address on ``out`` (and a line for humans on ``hint``), and
     block: until stdin closes (child process) or until interrupted (Ctrl-C)."""
     owner, bootstrap = start_cluster(brokers)
+    # A process started in the background inherits SIGINT ignored (POSIX shells do that):
+    # restore Ctrl-C, and let SIGTERM stop it the same way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(bootstrap, file=out, flush=True)
     if hint is not None:
         print(f"mock Kafka cluster at {bootstrap}: topics are created on first use "
