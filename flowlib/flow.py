@@ -105,7 +105,7 @@ class Flow:
     def source(self, source: Source[T], *, name: str | None = None) -> Stream[T]:
         """A stream of the events ``source`` reads."""
         node = SourceNode(
-            self._claim(name, type(source).__name__.lower()),
+            self._claim(name, source.name_hint),
             [],
             source.item_type,
             source=source,

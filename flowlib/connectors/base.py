@@ -43,6 +43,11 @@ class Source(ABC, Generic[T]):
     item_type: object
     """The runtime type of the events (checked when the flow is built)."""
 
+    @property
+    def name_hint(self) -> str:
+        """The default step id of a source of this kind (the flow makes it unique)."""
+        return type(self).__name__.lower()
+
     @abstractmethod
     def partitions(self) -> list[str]:
         """Names of all partitions; fixed for the life of a checkpoint."""

@@ -126,6 +126,11 @@ class JsonLinesSource(Source[T]):
         self.item_type = item_type
         self._codec = codec_for(item_type)
 
+    @property
+    @override
+    def name_hint(self) -> str:
+        return f"read_{self.paths[0].stem}"
+
     @override
     def partitions(self) -> list[str]:
         return [str(p) for p in self.paths]
@@ -155,6 +160,11 @@ class TextLines(Source[T]):
         self.paths = _paths(path)
         self.parse = parse
         self.item_type = return_type(parse)
+
+    @property
+    @override
+    def name_hint(self) -> str:
+        return f"read_{self.paths[0].stem}"
 
     @override
     def partitions(self) -> list[str]:
