@@ -19,6 +19,7 @@ from flowlib._script import load_flow
 from flowlib.engine import RunReport, StepCounts, run
 from flowlib.engine._run import prepare_run
 from flowlib.errors import FlowlibError
+from flowlib.observe import Observers, configure, level_for, log_end, log_start
 
 __all__ = ["main"]
 
@@ -44,7 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--report-file", type=Path, help=argparse.SUPPRESS)
     r.add_argument("--prepared", action="store_true", help=argparse.SUPPRESS)
-    r.add_argument("-q", "--quiet", action="store_true", help="no summary table")
+    r.add_argument("-q", "--quiet", action="store_true", help="no summary table, no progress")
+    r.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="log at INFO (-vv: DEBUG); default: $FLOWLIB_LOG_LEVEL, else WARNING",
+    )
+    r.add_argument(
+        "--metrics-port", type=int, metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT (with -p, process i uses PORT+i)",
+    )
     b = sub.add_parser(
         "dev-broker",
         help="run a local Kafka broker for trials and tests",
@@ -84,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     script_args = [*unknown, *tail]
     if args.command == "dev-broker":
         return _dev_broker(args, script_args)
+    configure(level_for(args.verbose))
     try:
         if args.processes < 1 or args.workers < 1:
             _fail("-p and -w must be at least 1")
@@ -96,15 +106,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             flow = load_flow(args.target, script_args)
             addresses = args.addresses.split(";") if args.addresses else None
-            report = run(
-                flow,
-                workers_per_process=args.workers,
-                process_id=args.process_id,
-                addresses=addresses,
-                recovery_dir=args.recovery,
-                snapshot_interval=timedelta(seconds=args.snapshot_interval),
-                prepared=args.prepared,
-            )
+            log_start(flow.name, args.workers, len(addresses or [None]), args.recovery,
+                      args.process_id)
+            # Processes launched by -p report to a file: their parent shows the progress.
+            progress = not args.quiet and args.report_file is None
+            with Observers(metrics_port=args.metrics_port, progress=progress) as observers:
+                report = run(
+                    flow,
+                    workers_per_process=args.workers,
+                    process_id=args.process_id,
+                    addresses=addresses,
+                    recovery_dir=args.recovery,
+                    snapshot_interval=timedelta(seconds=args.snapshot_interval),
+                    prepared=args.prepared,
+                    on_start=observers.start,
+                )
     except _UsageError as exc:
         print(f"flowlib: error: {exc}", file=sys.stderr)
         return 2
@@ -116,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the user's own error, shown as theirs
         traceback.print_exception(exc)
         return 1
+    log_end(report)
     if args.report_file is not None:
         args.report_file.write_text(json.dumps(asdict(report)))
     elif not args.quiet:
@@ -147,6 +164,7 @@ def _spawn_local(args: argparse.Namespace, script_args: list[str]) -> RunReport:
     """Run ``args.processes`` processes of one cluster on loopback; merge their reports."""
     flow = load_flow(args.target, script_args)  # fail here, once, on a bad script or variable
     prepare_run(flow, args.recovery, args.processes * args.workers)
+    log_start(flow.name, args.workers, args.processes, args.recovery, None)
     addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(args.processes))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="flowlib-run-") as tmp:
@@ -160,6 +178,9 @@ def _spawn_local(args: argparse.Namespace, script_args: list[str]) -> RunReport:
             ]
             if args.recovery is not None:
                 cmd += ["--recovery", str(args.recovery)]
+            if args.metrics_port is not None:
+                cmd += ["--metrics-port", str(args.metrics_port + i)]
+            cmd += ["-v"] * args.verbose
             cmd += ["--", *script_args]
             procs.append(subprocess.Popen(cmd, env=os.environ.copy()))
         failed = _wait_all(procs)

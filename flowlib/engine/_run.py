@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from bytewax._bytewax import cli_main
 from bytewax.recovery import RecoveryConfig
 
 from flowlib.engine._compile import compile_flow, default_dead_letter_sink
-from flowlib.engine._counters import RunReport
+from flowlib.engine._counters import Counters, RunReport
 from flowlib.engine._recovery import prepare_recovery_dir
 from flowlib.flow import Flow
 
@@ -28,6 +29,7 @@ def run(
     recovery_dir: str | os.PathLike[str] | None = None,
     snapshot_interval: timedelta = timedelta(seconds=10),
     prepared: bool = False,
+    on_start: Callable[[Counters], None] | None = None,
 ) -> RunReport:
     """Run ``flow`` to the end of its inputs and report per-step counts.
 
@@ -36,6 +38,8 @@ def run(
     this process one of a cluster (``addresses`` lists ``host:port`` of every process).
 
     ``prepared`` says :func:`prepare_run` was already called for this run (by a launcher).
+    ``on_start`` receives the live :class:`Counters` just before the dataflow starts (for
+    observers that read them from other threads: metrics, progress).
 
     An exception raised by user code under ``on_error="fail"`` comes out as itself, with its own
     traceback, not wrapped in the engine's errors.
@@ -48,6 +52,8 @@ def run(
         prepare_run(flow, recovery_dir, total)
     config = RecoveryConfig(Path(recovery_dir)) if recovery_dir is not None else None
     os.environ.setdefault("RUST_BACKTRACE", "0")  # the user's traceback is the useful one
+    if on_start is not None:
+        on_start(compiled.counters)
     started = time.perf_counter()
     # Events rarely form reference cycles, yet allocating millions of them triggers young-
     # generation collections that rescan everything built so far (the flow, modules): freeze
