@@ -151,8 +151,8 @@ else:
     def kafka_broker() -> Iterator[str]:
         """Bootstrap address of a mock Kafka cluster shared by the test session.
 
-        Use it from a ``conftest.py``: ``from flowlib.testing.kafka_broker import
-        kafka_broker``. Give each test its own topic names.
+        flowlib's pytest plugin provides it to every test suite (no conftest needed). Give each
+        test its own topic names.
         """
         with MockKafkaBroker() as broker:
             assert broker.bootstrap is not None
