@@ -8,8 +8,8 @@ its snapshots before the first event runs.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import ClassVar, Generic, TypeVar
 
 import pyarrow as pa
 
@@ -35,7 +35,15 @@ class StateBackend(ABC, Generic[K, V]):
     """Typed key-value state of one key group.
 
     Implementations must pass ``tests/state_backends/test_conformance.py``.
+
+    Incremental checkpoints need a backend that records which keys changed: one that sets
+    :attr:`supports_change_tracking` and implements :meth:`track_changes` and
+    :meth:`take_changes` (:meth:`forget_changes` and :meth:`apply_changes` have generic
+    defaults).
     """
+
+    supports_change_tracking: ClassVar[bool] = False
+    """Whether :meth:`track_changes` / :meth:`take_changes` are implemented."""
 
     def __init__(self, key_codec: Codec[K], value_codec: Codec[V]) -> None:
         self.key_codec = key_codec
@@ -91,6 +99,45 @@ class StateBackend(ABC, Generic[K, V]):
     def clear(self) -> None:
         """Delete every key."""
         for k in [k for k, _ in self.items()]:
+            self.delete(k)
+
+    # --- change tracking (incremental checkpoints) ----------------------------------------
+
+    def track_changes(self) -> None:
+        """Start recording the keys that :meth:`put` and :meth:`delete` touch.
+
+        The engine calls it once, when the group starts writing deltas (after :meth:`restore`,
+        possibly after :meth:`accessors` was called: the engine then calls :meth:`accessors`
+        again). The callables :meth:`accessors` returns from then on must record their writes
+        too. A value mutated in place without a ``put`` is not recorded.
+        """
+        msg = f"{type(self).__name__} does not record changes (no incremental checkpoints)"
+        raise NotImplementedError(msg)
+
+    def take_changes(self) -> tuple[pa.Table, list[K]]:
+        """What changed since :meth:`track_changes` or the previous call, then forget it.
+
+        Returns the current rows of the keys written (a table with the schema of
+        :func:`snapshot_schema`, each key once) and the keys deleted (each once, none of them
+        in the table). A key written then deleted is only deleted; deleted then written is
+        only written. Deleting a key that was absent may be reported as a deletion.
+        """
+        msg = f"{type(self).__name__} does not record changes (no incremental checkpoints)"
+        raise NotImplementedError(msg)
+
+    def forget_changes(self) -> None:
+        """Forget the changes recorded so far, as :meth:`take_changes` would, without building
+        them (a group that writes a full snapshot instead)."""
+        self.take_changes()
+
+    def apply_changes(self, changed: pa.Table, deleted: Sequence[K]) -> None:
+        """Apply one :meth:`take_changes` result on top of the current state (restoring an
+        incremental checkpoint): upsert the rows of ``changed``, then delete ``deleted``."""
+        keys = self.key_codec.from_arrow(changed.column("key"))
+        values = self.value_codec.from_arrow(changed.column("value"))
+        for k, v in zip(keys, values, strict=True):
+            self.put(k, v)
+        for k in deleted:
             self.delete(k)
 
 

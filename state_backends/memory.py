@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import pyarrow as pa
 from typing_extensions import override
@@ -12,6 +12,8 @@ from flowlib.codecs import Codec
 from flowlib.state import StateBackend, snapshot_schema
 
 __all__ = ["MemoryBackend"]
+
+_GONE: Any = object()  # what a deleted key maps to in the record of changes
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -27,11 +29,26 @@ class MemoryBackend(StateBackend[K, V]):
     (1, None, 1)
     >>> s.snapshot().to_pylist()
     [{'key': 'a', 'value': 1}]
+
+    With change tracking on (incremental checkpoints), writes also record their key:
+
+    >>> s.track_changes()
+    >>> s.put("b", 2); s.delete("a")
+    >>> changed, deleted = s.take_changes()
+    >>> changed.to_pylist(), deleted
+    ([{'key': 'b', 'value': 2}], ['a'])
     """
+
+    supports_change_tracking: ClassVar[bool] = True
 
     def __init__(self, key_codec: Codec[K], value_codec: Codec[V]) -> None:
         super().__init__(key_codec, value_codec)
         self._data: dict[K, V] = {}
+        # Keys written (with their value) or deleted (_GONE) since the last take_changes();
+        # None while not tracking. Values are kept here so that taking the changes reads this
+        # small dict in order, not the whole state at random (cache misses on large state).
+        self._dirty: dict[K, Any] | None = None
+        self._schema: pa.Schema | None = None
 
     @override
     def get(self, key: K) -> V | None:
@@ -40,10 +57,14 @@ class MemoryBackend(StateBackend[K, V]):
     @override
     def put(self, key: K, value: V) -> None:
         self._data[key] = value
+        if self._dirty is not None:
+            self._dirty[key] = value
 
     @override
     def delete(self, key: K) -> None:
         self._data.pop(key, None)
+        if self._dirty is not None:
+            self._dirty[key] = _GONE
 
     @override
     def __contains__(self, key: object) -> bool:
@@ -59,7 +80,68 @@ class MemoryBackend(StateBackend[K, V]):
 
     @override
     def accessors(self) -> tuple[Callable[[K], V | None], Callable[[K, V], None]]:
-        return self._data.get, self._data.__setitem__
+        if self._dirty is None:
+            return self._data.get, self._data.__setitem__
+        data, dirty = self._data, self._dirty
+
+        def put(key: K, value: V) -> None:  # the tracked hot path
+            data[key] = value
+            dirty[key] = value
+
+        return data.get, put
+
+    @override
+    def track_changes(self) -> None:
+        if self._dirty is None:
+            self._dirty = {}
+
+    @override
+    def take_changes(self) -> tuple[pa.Table, list[K]]:
+        dirty = self._dirty
+        if dirty is None:
+            msg = "take_changes() before track_changes()"
+            raise RuntimeError(msg)
+        keys = list(dirty)
+        values = list(dirty.values())
+        deleted: list[K] = []
+        if any(v is _GONE for v in values):
+            deleted = [k for k, v in zip(keys, values, strict=True) if v is _GONE]
+            kept = [(k, v) for k, v in zip(keys, values, strict=True) if v is not _GONE]
+            keys, values = [k for k, _ in kept], [v for _, v in kept]
+        dirty.clear()  # in place: the put of accessors() holds this dict
+        if self._schema is None:
+            self._schema = snapshot_schema(self.key_codec, self.value_codec)
+        table = pa.Table.from_arrays(
+            [self.key_codec.to_arrow(keys), self.value_codec.to_arrow(values)],
+            schema=self._schema,
+        )
+        return table, deleted
+
+    @override
+    def forget_changes(self) -> None:
+        if self._dirty is not None:
+            self._dirty.clear()
+
+    @override
+    def restore(self, table: pa.Table) -> None:
+        keys = self.key_codec.from_arrow(table.column("key"))
+        values = self.value_codec.from_arrow(table.column("value"))
+        self.clear()  # in place: the callables of accessors() hold this dict
+        self._data.update(zip(keys, values, strict=True))
+        if self._dirty is not None:
+            self._dirty.update(self._data)
+
+    @override
+    def apply_changes(self, changed: pa.Table, deleted: Sequence[K]) -> None:
+        keys = self.key_codec.from_arrow(changed.column("key"))
+        values = self.value_codec.from_arrow(changed.column("value"))
+        self._data.update(zip(keys, values, strict=True))
+        pop = self._data.pop
+        for k in deleted:
+            pop(k, None)
+        if self._dirty is not None:
+            self._dirty.update(zip(keys, values, strict=True))
+            self._dirty.update(dict.fromkeys(deleted, _GONE))
 
     @override
     def snapshot(self) -> pa.Table:
@@ -72,4 +154,6 @@ class MemoryBackend(StateBackend[K, V]):
 
     @override
     def clear(self) -> None:
+        if self._dirty is not None:
+            self._dirty.update(dict.fromkeys(self._data, _GONE))
         self._data.clear()
