@@ -1,4 +1,5 @@
-"""``flowlib checkpoint ls|show|export``: inspect a recovery directory without running the flow.
+"""``flowlib checkpoint ls|show|export|check|migrate``: inspect a recovery directory without
+running the flow, check that a changed flow can resume from it, map renamed or removed steps.
 
 CSV export flattens structs into one column per field (``value.attempts``) and writes lists and
 maps as JSON text, so that one key stays one row and any CSV reader gets it back; Parquet and
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +21,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from flowlib._script import load_flow
 from flowlib.checkpoint import describe, read_state
+from flowlib.engine._recovery import ResumeCheck, check_resume, migrate
 from flowlib.errors import FlowlibError
 
 __all__ = ["main", "to_csv_table"]
@@ -29,7 +33,8 @@ _WIDTH = 40  # widest cell shown by ``show``
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="flowlib checkpoint", description="Inspect a recovery directory (read-only)."
+        prog="flowlib checkpoint",
+        description="Inspect a recovery directory (read-only, except migrate).",
     )
     sub = p.add_subparsers(dest="action", required=True)
     ls = sub.add_parser("ls", help="flow, runs, epochs and stateful steps of DIR")
@@ -49,6 +54,29 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("step", metavar="STEP")
     ex.add_argument("out", metavar="OUT", type=Path)
     ex.add_argument("--epoch", type=int, help="epoch to read (default: the committed one)")
+    ch = sub.add_parser(
+        "check", help="can the flow of SCRIPT resume from DIR? (exit 0: yes, 1: no)",
+        description="Load the flow of SCRIPT[:VARIABLE] without running it and compare it with "
+        "the checkpoint in DIR, per stateful step: unchanged, compatible (what a resume converts) "
+        "or incompatible (why), and steps renamed, removed or added. Arguments after SCRIPT go "
+        "to the script, as with flowlib run.",
+    )
+    ch.add_argument("directory", metavar="DIR", type=Path)
+    ch.add_argument("target", metavar="SCRIPT[:VARIABLE]")
+    ch.add_argument("script_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    mi = sub.add_parser(
+        "migrate", help="rename, drop or add stateful steps of DIR (the flow stopped)",
+        description="Rewrite DIR for a flow whose stateful steps were renamed, removed or added: "
+        "--rename moves a step's state to its new id, --drop deletes a step's state, --add "
+        "accepts a new step that starts empty. Run it while no flow uses DIR.",
+    )
+    mi.add_argument("directory", metavar="DIR", type=Path)
+    mi.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                    help="the step OLD is now called NEW (repeatable)")
+    mi.add_argument("--drop", action="append", default=[], metavar="STEP",
+                    help="delete the state of STEP, no longer in the flow (repeatable)")
+    mi.add_argument("--add", action="append", default=[], metavar="STEP",
+                    help="STEP is new in the flow and starts empty (repeatable)")
     return p
 
 
@@ -64,12 +92,56 @@ def main(argv: list[str], out: TextIO | None = None) -> int:
                 raise FlowlibError("--limit must be at least 0")
             table = read_state(args.directory, args.step, args.epoch)
             print(format_table(table, args.limit), file=out)
-        else:
+        elif args.action == "export":
             _export(read_state(args.directory, args.step, args.epoch), args.out)
+        elif args.action == "check":
+            script_args = args.script_args[1:] if args.script_args[:1] == ["--"] else (
+                args.script_args)
+            try:
+                flow = load_flow(args.target, script_args)
+            except FlowlibError:
+                raise
+            except Exception as exc:  # the script's own error, shown as theirs (as by run)
+                traceback.print_exception(exc)
+                print(f"flowlib: error: {args.target} failed while building its flow",
+                      file=sys.stderr)
+                return 1
+            report = check_resume(flow, args.directory)
+            print(format_check(report), file=out)
+            return 0 if report.resumable else 1
+        else:
+            renames = dict(_pair(r) for r in args.rename)
+            if not (renames or args.drop or args.add):
+                raise FlowlibError("give at least one --rename OLD=NEW, --drop STEP or --add STEP")
+            for line in migrate(args.directory, renames, args.drop, args.add):
+                print(line, file=out)
     except FlowlibError as exc:
         print(f"flowlib: error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _pair(text: str) -> tuple[str, str]:
+    old, sep, new = text.partition("=")
+    if not sep or not old or not new:
+        msg = f"--rename {text}: give OLD=NEW"
+        raise FlowlibError(msg)
+    return old, new
+
+
+def format_check(report: ResumeCheck) -> str:
+    """What ``flowlib checkpoint check`` prints: one line per stateful step, the conversions
+    under it, then the verdict."""
+    lines = [f"checkpoint {report.directory} against flow {report.flow!r}:"]
+    lines += [f"  refused: {p}" for p in report.problems]
+    width = max((len(s.id) for s in report.steps), default=0)
+    for s in report.steps:
+        lines.append(f"  {s.id.ljust(width)}  {s.status}")
+        lines += [f"      {c}" for c in s.changes]
+        if s.problem:
+            lines.append(f"      {s.problem}")
+    lines.append("resumable" if report.resumable else "NOT resumable")
+    return "\n".join(lines)
 
 
 def _ls(directory: Path, out: TextIO) -> None:
@@ -91,8 +163,12 @@ def _ls(directory: Path, out: TextIO) -> None:
         [s.id, s.key_type, s.state_type, str(s.key_groups), str(s.snapshots), str(s.bytes)]
         for s in info.steps
     ]
+    if any(s.files for s in info.steps):  # incremental checkpoints: their files too
+        rows[0] += ["files", "file bytes"]
+        for row, s in zip(rows[1:], info.steps, strict=True):
+            row += [str(s.files), str(s.file_bytes)]
     print("stateful steps:", file=out)
-    print(_grid(rows, right={3, 4, 5}, indent="  "), file=out)
+    print(_grid(rows, right={3, 4, 5, 6, 7}, indent="  "), file=out)
 
 
 def _grid(rows: list[list[str]], right: set[int], indent: str = "") -> str:

@@ -5,6 +5,10 @@ keyed steps are Arrow IPC bytes, one per key group. :func:`read_state` gathers t
 committed snapshot of every key group of a step into one table with typed ``key`` and ``value``
 columns; :func:`describe` summarises a directory (what ``flowlib checkpoint ls`` prints).
 
+A snapshot of an incremental checkpoint is a record naming a base file and delta files under
+``DIR/flowlib-state/``; the readers resolve it (every file checked against its recorded size
+and CRC-32) into the same table.
+
 bytewax deletes, at each commit, the snapshots that the committed epoch supersedes. A directory
 therefore holds the state of its last committed epoch, plus the snapshots of later epochs that a
 run wrote before it stopped without committing them (a resume discards those).
@@ -24,6 +28,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from flowlib.engine._evolution import conform_arrow, schema_from_text
+from flowlib.engine._incremental import STATE_DIR, step_dir
 from flowlib.engine._recovery import MANIFEST
 from flowlib.engine._snapshots import read_state_table
 from flowlib.errors import FlowlibError
@@ -50,6 +56,8 @@ class StepInfo:
     key_groups: int  # key groups holding state at the committed epoch
     snapshots: int  # stored snapshot rows, any epoch
     bytes: int  # their total size as stored
+    files: int = 0  # base and delta files of incremental checkpoints, any epoch
+    file_bytes: int = 0  # their total size
 
 
 @dataclass(frozen=True)
@@ -141,12 +149,32 @@ def read_state(
                 continue
             data = pickle.loads(blob)  # bytewax's own framing of our bytes
             if data is not None:
-                tables.append(read_state_table(data, step))
+                tables.append(read_state_table(data, step, root))
     if not tables:
         at = "committed state" if epoch is None else f"state at epoch {epoch}"
         msg = f"step {step!r} has no {at} in {root}"
         raise FlowlibError(msg)
-    return pa.concat_tables(tables).replace_schema_metadata(None)
+    return _one_table(tables, manifest, step)
+
+
+def _one_table(tables: list[pa.Table], manifest: dict[str, Any], step: str) -> pa.Table:
+    """The groups' tables as one; after a schema change, groups that saw no event since still
+    hold the old schema: each is conformed to the newest one the manifest records."""
+    tables = [t.replace_schema_metadata(None) for t in tables]
+    if len({t.schema for t in tables}) > 1:
+        entry = next(s for s in manifest["stateful_steps"] if s["id"] == step)
+        if entry.get("schemas"):
+            newest = schema_from_text(entry["schemas"][-1]["arrow"])
+            tables = [t if t.schema == newest else conform_arrow(t, newest) for t in tables]
+        else:
+            return pa.concat_tables(tables, promote_options="permissive")
+    return pa.concat_tables(tables)
+
+
+def _files(root: Path, step: str) -> tuple[int, int]:
+    """Count and total size of the incremental checkpoint files of ``step``."""
+    sizes = [p.stat().st_size for p in (root / STATE_DIR / step_dir(step)).glob("*/*")]
+    return len(sizes), sum(sizes)
 
 
 def describe(directory: str | os.PathLike[str]) -> CheckpointInfo:
@@ -195,7 +223,7 @@ def describe(directory: str | os.PathLike[str]) -> CheckpointInfo:
                     "SELECT DISTINCT snap_epoch FROM snaps WHERE step_id = ?", (step_id,)))
     steps = [
         StepInfo(s["id"], s["key_type"], s["state_type"], groups[s["id"]], snaps[s["id"]],
-                 sizes[s["id"]])
+                 sizes[s["id"]], *_files(root, s["id"]))
         for s in manifest["stateful_steps"]
     ]
     return CheckpointInfo(

@@ -43,6 +43,15 @@ def _parser() -> argparse.ArgumentParser:
         "--snapshot-interval", type=float, default=10.0, metavar="SECONDS",
         help="seconds between checkpoints (default 10)",
     )
+    r.add_argument(
+        "--incremental-checkpoints", action="store_true",
+        help="large key groups write only what changed each checkpoint (see docs/checkpoints.md)",
+    )
+    r.add_argument(
+        "--incremental-min-keys", type=int, default=1000, metavar="N",
+        help="with --incremental-checkpoints: key groups of fewer keys write full snapshots "
+        "(default 1000)",
+    )
     r.add_argument("--report-file", type=Path, help=argparse.SUPPRESS)
     r.add_argument("--prepared", action="store_true", help=argparse.SUPPRESS)
     r.add_argument("-q", "--quiet", action="store_true", help="no summary table, no progress")
@@ -63,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--brokers", type=int, default=1, help="number of brokers (default 1)")
     sub.add_parser(  # parsed by flowlib._checkpoint_cli; listed here for --help
         "checkpoint", add_help=False,
-        help="inspect a recovery directory: ls DIR | show DIR STEP | export DIR STEP OUT",
+        help="inspect, check or migrate a recovery directory: ls DIR | show DIR STEP | "
+        "export DIR STEP OUT | check DIR SCRIPT | migrate DIR --rename OLD=NEW",
     )
     return p
 
@@ -118,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                     addresses=addresses,
                     recovery_dir=args.recovery,
                     snapshot_interval=timedelta(seconds=args.snapshot_interval),
+                    incremental_checkpoints=args.incremental_checkpoints,
+                    incremental_min_keys=args.incremental_min_keys,
                     prepared=args.prepared,
                     on_start=observers.start,
                 )
@@ -178,6 +190,9 @@ def _spawn_local(args: argparse.Namespace, script_args: list[str]) -> RunReport:
             ]
             if args.recovery is not None:
                 cmd += ["--recovery", str(args.recovery)]
+            if args.incremental_checkpoints:
+                cmd += ["--incremental-checkpoints",
+                        "--incremental-min-keys", str(args.incremental_min_keys)]
             if args.metrics_port is not None:
                 cmd += ["--metrics-port", str(args.metrics_port + i)]
             cmd += ["-v"] * args.verbose

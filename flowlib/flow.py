@@ -26,7 +26,7 @@ from flowlib.dead_letter import DeadLetter
 from flowlib.errors import FlowBuildError
 from flowlib.processor import Processor
 from flowlib.state import StateBackendFactory
-from flowlib.time import EventTime, Late
+from flowlib.time import EventTime, Late, TimeUnit
 from state_backends.memory import MemoryBackend
 
 __all__ = ["Flow", "KeyedStream", "ProcessedStream", "Stream"]
@@ -135,27 +135,33 @@ class Stream(Generic[T]):
 
     def with_event_time(
         self,
-        timestamp: Callable[[T], datetime] | str,
+        timestamp: Callable[[T], datetime] | Callable[[T], int] | str,
         *,
         max_out_of_orderness: timedelta = timedelta(0),
         allowed_lateness: timedelta = timedelta(0),
         idle_timeout: timedelta | None = None,
+        unit: TimeUnit | None = None,
     ) -> Stream[T]:
         """This stream with event time from ``timestamp`` (a function or a field name).
+
+        ``timestamp`` gives tz-aware datetimes, or, with ``unit`` (``"s"``, ``"ms"``,
+        ``"us"``), integers counted in that unit from the epoch: ``with_event_time("ts",
+        unit="ms")`` for a field of epoch milliseconds, which spares a datetime per event.
 
         Keyed steps downstream (``key_by(...).process(...)``) then keep a watermark per key
         group, fire event-time timers, and send late events to their ``late`` output; see
         :mod:`flowlib.time` for exactly how the watermark is computed. Stateless steps
         (map, filter...) drop the declaration, since they may change the event type.
         """
-        if isinstance(timestamp, str):
-            _check_time_field(self, timestamp)
         spec: EventTime[T] = EventTime.of(
             timestamp,
             max_out_of_orderness=max_out_of_orderness,
             allowed_lateness=allowed_lateness,
             idle_timeout=idle_timeout,
+            unit=unit,
         )
+        if isinstance(timestamp, str):
+            _check_time_field(self, timestamp, unit)
         return Stream(self.flow, self.node, spec)
 
     @property
@@ -345,7 +351,7 @@ def _process_node(
     )
 
 
-def _check_time_field(up: Stream[Any], field: str) -> None:
+def _check_time_field(up: Stream[Any], field: str, unit: TimeUnit | None) -> None:
     tp = up.item_type
     if not isinstance(tp, type):
         return
@@ -359,10 +365,14 @@ def _check_time_field(up: Stream[Any], field: str) -> None:
             f"{up.node.id!r}); it has: {', '.join(hints)}"
         )
         raise FlowBuildError(msg)
-    if field in hints and not fits(hints[field], datetime):
+    expected: type = datetime if unit is None else int
+    if field in hints and not fits(hints[field], expected):
         msg = (
             f"event time field {type_name(tp)}.{field} of step {up.node.id!r} is "
-            f"{type_name(hints[field])}, not datetime"
+            f"{type_name(hints[field])}, not {expected.__name__}"
+            + (" (declare unit='ms' or 's' or 'us' for integer times)"
+               if unit is None and fits(hints[field], int) else "")
+            + (f" (unit={unit!r} declares integer times)" if unit is not None else "")
         )
         raise FlowBuildError(msg)
 

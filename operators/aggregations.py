@@ -14,15 +14,25 @@ same values use :class:`Multi`; for anything else subclass :class:`Aggregate`.
 Ownership: ``add(acc, v)`` and ``merge(a, b)`` may update ``acc`` / ``a`` in place and return
 it (appending to a list is O(1), copying it is not). Callers must use the returned value and not
 reuse the argument afterwards; ``b`` is never modified.
+
+Runs: the window operators fold a key's run of events at once with ``prepare`` (once per run:
+Sum, Mean, Min and Max extract their numbers there, and a ``Multi`` extracts each extractor's
+numbers once for all its parts) and ``add_range`` (once per window: a slice of the run). Count,
+Sum, Mean, Min, Max and ``Multi`` of them fold a slice in C-level calls (``len``, ``reduce``,
+``max``); every other aggregate adds value by value. The result is exactly that of ``add``
+per value in the same order, float rounding included.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import reduce
+from itertools import islice
+from operator import add as _plus
 from types import GenericAlias
 from typing import Any, Generic, TypeVar, cast, overload
 
@@ -101,6 +111,11 @@ class Aggregate(ABC, Generic[In, Acc, Out]):
     acc_type: object
     """The runtime annotation of ``Acc`` (e.g. ``int``, ``list[float]``, a dataclass)."""
 
+    atomic_ranges: bool = False
+    """True when :meth:`add_range` never modifies the accumulator it is given (it returns a new
+    one), so a failed ``add_range`` leaves it as it was. The window operators fold whole runs
+    with ``add_range`` only then; otherwise they call ``add`` per value."""
+
     @abstractmethod
     def create(self) -> Acc:
         """A new, empty accumulator (a fresh object every call)."""
@@ -117,6 +132,23 @@ class Aggregate(ABC, Generic[In, Acc, Out]):
     def result(self, acc: Acc) -> Out:
         """The result for the values in ``acc``; must not modify ``acc``."""
 
+    def prepare(self, values: Sequence[In]) -> Any:
+        """What :meth:`add_range` reads for a run of values: by default the values themselves;
+        an override may extract what it needs once per run (several windows share it)."""
+        return values
+
+    def add_range(self, acc: Acc, prepared: Any, lo: int, hi: int) -> Acc:
+        """``acc`` with the values ``lo`` to ``hi - 1`` of a run added in order, exactly as
+        repeated :meth:`add`; ``prepared`` is what :meth:`prepare` returned for the run.
+
+        >>> c = Count()
+        >>> c.add_range(2, c.prepare(["a", "b", "c"]), 1, 3)
+        4
+        """
+        for value in islice(prepared, lo, hi):
+            acc = self.add(acc, value)
+        return acc
+
     def of_values(self, values: Iterable[In]) -> Out:
         """The result for ``values`` (a convenience for tests and examples)."""
         acc = self.create()
@@ -132,6 +164,16 @@ class _Numeric(Aggregate[E, Acc, float]):
         self.of: Callable[[E], float] = _identity if of is None else of
 
 
+class _Extracting(_Numeric[E, Acc]):
+    """Numeric aggregates that fold a slice of extracted numbers in C-level calls."""
+
+    atomic_ranges = True
+
+    @override
+    def prepare(self, values: Sequence[E]) -> Sequence[Any]:
+        return values if self.of is _identity else list(map(self.of, values))
+
+
 class Count(Aggregate[object, int, int]):
     """The number of values.
 
@@ -140,6 +182,7 @@ class Count(Aggregate[object, int, int]):
     """
 
     acc_type = int
+    atomic_ranges = True
 
     @override
     def create(self) -> int:
@@ -150,6 +193,10 @@ class Count(Aggregate[object, int, int]):
         return acc + 1
 
     @override
+    def add_range(self, acc: int, prepared: Any, lo: int, hi: int) -> int:
+        return acc + (hi - lo)
+
+    @override
     def merge(self, a: int, b: int) -> int:
         return a + b
 
@@ -158,7 +205,7 @@ class Count(Aggregate[object, int, int]):
         return acc
 
 
-class Sum(_Numeric[E, float]):
+class Sum(_Extracting[E, float]):
     """The sum, as a float.
 
     >>> Sum().of_values([1.5, 2.0])
@@ -185,6 +232,11 @@ class Sum(_Numeric[E, float]):
         return acc + self.of(value)
 
     @override
+    def add_range(self, acc: float, prepared: Sequence[float], lo: int, hi: int) -> float:
+        # reduce adds left to right, as add does: the same rounding (sum() may differ).
+        return reduce(_plus, prepared[lo:hi], acc)
+
+    @override
     def merge(self, a: float, b: float) -> float:
         return a + b
 
@@ -201,7 +253,7 @@ class MeanAcc:
     total: float
 
 
-class Mean(_Numeric[E, MeanAcc]):
+class Mean(_Extracting[E, MeanAcc]):
     """The arithmetic mean; NaN for no values.
 
     >>> Mean().of_values([1.0, 2.0, 4.5])
@@ -228,6 +280,10 @@ class Mean(_Numeric[E, MeanAcc]):
         return acc
 
     @override
+    def add_range(self, acc: MeanAcc, prepared: Sequence[float], lo: int, hi: int) -> MeanAcc:
+        return MeanAcc(acc.count + (hi - lo), reduce(_plus, prepared[lo:hi], acc.total))
+
+    @override
     def merge(self, a: MeanAcc, b: MeanAcc) -> MeanAcc:
         a.count += b.count
         a.total += b.total
@@ -238,7 +294,7 @@ class Mean(_Numeric[E, MeanAcc]):
         return acc.total / acc.count if acc.count else math.nan
 
 
-class Min(_Numeric[E, float]):
+class Min(_Extracting[E, float]):
     """The smallest value; ``inf`` for no values (a window is never empty).
 
     >>> Min().of_values([3.0, -1.5, 2.0])
@@ -263,6 +319,11 @@ class Min(_Numeric[E, float]):
         return min(acc, self.of(value))
 
     @override
+    def add_range(self, acc: float, prepared: Sequence[float], lo: int, hi: int) -> float:
+        # One min over (acc, *values) compares exactly as repeated min(acc, v), NaN included.
+        return min((acc, *prepared[lo:hi]))
+
+    @override
     def merge(self, a: float, b: float) -> float:
         return min(a, b)
 
@@ -271,7 +332,7 @@ class Min(_Numeric[E, float]):
         return float(acc)
 
 
-class Max(_Numeric[E, float]):
+class Max(_Extracting[E, float]):
     """The largest value; ``-inf`` for no values (a window is never empty).
 
     >>> Max().of_values([3.0, -1.5, 2.0])
@@ -294,6 +355,10 @@ class Max(_Numeric[E, float]):
     @override
     def add(self, acc: float, value: E) -> float:
         return max(acc, self.of(value))
+
+    @override
+    def add_range(self, acc: float, prepared: Sequence[float], lo: int, hi: int) -> float:
+        return max((acc, *prepared[lo:hi]))
 
     @override
     def merge(self, a: float, b: float) -> float:
@@ -668,15 +733,43 @@ class Multi(Aggregate[E, Acc, Out]):
         # add() runs per event and window: bound methods, and a list comprehension rather
         # than a generator (measured: half the cost of the generator version).
         self._adds = tuple(p.add for p in parts)
+        self._ranges = tuple(p.add_range for p in parts)
+        self.atomic_ranges = all(p.atomic_ranges for p in parts)
+        # prepare() plan: one prepare per distinct extractor; part i reads _prepared_by[i].
+        firsts: dict[Any, int] = {}
+        prepares: list[Callable[[Sequence[E]], Any]] = []
+        by: list[int] = []
+        for p in parts:
+            of = p.of if isinstance(p, _Extracting) else object()  # object(): never shared
+            if of not in firsts:
+                firsts[of] = len(prepares)
+                prepares.append(p.prepare)
+            by.append(firsts[of])
+        self._prepares = tuple(prepares)
+        self._prepared_by = tuple(by)
 
     @override
     def create(self) -> Acc:
-        return cast(Acc, tuple(p.create() for p in self.parts))
+        return cast(Acc, tuple([p.create() for p in self.parts]))
 
     @override
     def add(self, acc: Acc, value: E) -> Acc:
         accs = cast(tuple[Any, ...], acc)
         return cast(Acc, tuple([add(a, value) for add, a in zip(self._adds, accs, strict=True)]))
+
+    @override
+    def prepare(self, values: Sequence[E]) -> tuple[Any, ...]:
+        # Parts extracting with the same function (Sum(f), Max(f)) share one extraction.
+        done = [prepare(values) for prepare in self._prepares]
+        return tuple([done[i] for i in self._prepared_by])
+
+    @override
+    def add_range(self, acc: Acc, prepared: Any, lo: int, hi: int) -> Acc:
+        accs = cast(tuple[Any, ...], acc)
+        return cast(Acc, tuple([
+            add_range(a, p, lo, hi)
+            for add_range, a, p in zip(self._ranges, accs, prepared, strict=True)
+        ]))
 
     @override
     def merge(self, a: Acc, b: Acc) -> Acc:

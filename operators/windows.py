@@ -34,9 +34,13 @@ therefore already fired, which is how an update is told apart without storing a 
 from __future__ import annotations
 
 import bisect
+import math
 from abc import abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
+from operator import le
 from types import GenericAlias
 from typing import Any, Generic, cast
 
@@ -62,6 +66,7 @@ Out = TypeVar("Out")
 _US = timedelta(microseconds=1)
 _END_US = (END_OF_TIME - EPOCH) // _US
 _NO_WATERMARK = -(2**63)  # below every event time: nothing has fired yet
+_MISSING: Any = object()
 
 
 def _us(t: datetime) -> int:
@@ -83,7 +88,19 @@ def _event_us(ctx: Context[Any, Any, Any], op: object) -> int:
 
 
 def _watermark_us(ctx: Context[Any, Any, Any]) -> int:
-    return _NO_WATERMARK if ctx.watermark is None else _us(ctx.watermark)
+    wm = ctx.watermark
+    if wm is None:
+        return _NO_WATERMARK
+    # Called per event or run while the watermark stays the same object: convert it once.
+    global _last_watermark
+    last, us = _last_watermark
+    if wm is not last:
+        us = _us(wm)
+        _last_watermark = (wm, us)
+    return us
+
+
+_last_watermark: tuple[datetime | None, int] = (None, _NO_WATERMARK)
 
 
 def _acc_type(aggregate: Aggregate[Any, Any, Any]) -> object:
@@ -141,6 +158,9 @@ class _FixedWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In,
         self.aggregate = aggregate
         self.align_to = align_to
         self._length_us = length // _US
+        self._every_us = self._length_us  # sliding windows hop by less
+        # Windows start and end only at multiples of this (from align_to).
+        self._bucket_us = self._length_us
         self._align_us = _us(align_to)
         self.state_type = _checked(GenericAlias(dict, (int, _acc_type(aggregate))))
 
@@ -160,16 +180,27 @@ class _FixedWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In,
     @override
     def process(self, ctx: Context[Key, dict[int, Acc], WindowResult[Key, Out]], event: In) -> None:
         t = _event_us(ctx, self)
-        watermark = _watermark_us(ctx)
-        lateness = ctx.allowed_lateness // _US
         windows = ctx.state.get_optional()
         if windows is None:
             windows = {}
+        self._add(ctx, windows, event, t, _watermark_us(ctx), ctx.allowed_lateness // _US)
+        ctx.state.set(windows)
+
+    def _add(
+        self,
+        ctx: Context[Key, dict[int, Acc], WindowResult[Key, Out]],
+        windows: dict[int, Acc],
+        event: In,
+        t: int,
+        watermark: int,
+        lateness: int,
+    ) -> None:
         aggregate = self.aggregate
         for start in self._starts(t):
             end = start + self._length_us
-            fresh = start not in windows
-            acc = aggregate.add(aggregate.create() if fresh else windows[start], event)
+            acc = windows.get(start, _MISSING)
+            fresh = acc is _MISSING
+            acc = aggregate.add(aggregate.create() if fresh else acc, event)
             windows[start] = acc
             if end <= watermark:
                 # Within the allowed lateness, after the window fired (or, if it is new, after
@@ -179,7 +210,106 @@ class _FixedWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In,
                 ctx.timers.at_event_time(_time(end))
             if fresh and lateness:
                 ctx.timers.at_event_time(_time(end + lateness))
+
+    @override
+    def process_batch(
+        self,
+        ctx: Context[Key, dict[int, Acc], WindowResult[Key, Out]],
+        events: Sequence[In],
+        times: Sequence[int] | None,
+    ) -> None:
+        """A key's run at once: each window's slice of a time-ordered run is folded with
+        :meth:`~operators.aggregations.Aggregate.add_range`; results equal those of ``process``
+        per event."""
+        if times is None or ctx.allowed_lateness:
+            # No event time (process says what is missing), or updates per late event.
+            super().process_batch(ctx, events, times)
+            return
+        windows = ctx.state.get_optional()
+        if windows is None:
+            windows = {}
+        folded = self._fold_run(windows, events, times)
+        if folded is None:  # out of time order, a non-atomic aggregate, or a failure
+            self._add_each(ctx, windows, events, times)
+            return
+        watermark, key = _watermark_us(ctx), ctx.key
+        for start, acc, fresh in folded:
+            windows[start] = acc
+            end = start + self._length_us
+            if end <= watermark:
+                ctx.emit(self._result(key, start, acc, update=not fresh))
+            elif fresh:
+                ctx.timers.at_event_time(_time(end))
         ctx.state.set(windows)
+
+    def _fold_run(
+        self, windows: dict[int, Acc], events: Sequence[In], times: Sequence[int]
+    ) -> list[tuple[int, Acc, bool]] | None:
+        """``(start, new accumulator, fresh)`` per window the run touches, changing nothing;
+        ``None`` when the run cannot be folded by slices."""
+        aggregate = self.aggregate
+        if not aggregate.atomic_ranges:
+            return None
+        bucket, align = self._bucket_us, self._align_us
+        low = min(times)
+        if (max(times) - align) // bucket == (low - align) // bucket:
+            # No window starts or ends between the run's first and last times (for tumbling
+            # windows: one window): every event is in the same windows, whatever their order.
+            n = len(times)
+            slices: Iterable[tuple[int, int, int]] = [(s, 0, n) for s in self._starts(low)]
+        elif all(map(le, times, islice(times, 1, None))):
+            slices = self._slices(times)
+        else:
+            return None
+        try:
+            prepared = aggregate.prepare(events)
+            folded = []
+            get, create, add_range = windows.get, aggregate.create, aggregate.add_range
+            for start, lo, hi in slices:
+                acc = get(start, _MISSING)
+                if acc is _MISSING:
+                    folded.append((start, add_range(create(), prepared, lo, hi), True))
+                else:
+                    folded.append((start, add_range(acc, prepared, lo, hi), False))
+        except Exception:
+            return None  # value by value, so that only the failing events dead-letter
+        return folded
+
+    def _slices(self, times: Sequence[int]) -> list[tuple[int, int, int]]:
+        """``(start, lo, hi)`` of every window holding events of ``times`` (ascending):
+        ``times[lo:hi]`` are its events."""
+        length, every, align = self._length_us, self._every_us, self._align_us
+        n = len(times)
+        # The earliest aligned start after t - length: the first window holding t.
+        start = align + ((times[0] - length - align) // every + 1) * every
+        out: list[tuple[int, int, int]] = []
+        lo = 0
+        while True:
+            lo = bisect.bisect_left(times, start, lo)
+            if lo == n:
+                return out
+            if times[lo] >= start + length:  # a gap: jump to the first window of times[lo]
+                start = align + ((times[lo] - length - align) // every + 1) * every
+                continue
+            hi = bisect.bisect_left(times, start + length, lo)
+            out.append((start, lo, hi))
+            start += every
+
+    def _add_each(
+        self,
+        ctx: Context[Key, dict[int, Acc], WindowResult[Key, Out]],
+        windows: dict[int, Acc],
+        events: Sequence[In],
+        times: Sequence[int],
+    ) -> None:
+        watermark, lateness = _watermark_us(ctx), ctx.allowed_lateness // _US
+        for event, t in zip(events, times, strict=True):
+            try:
+                self._add(ctx, windows, event, t, watermark, lateness)
+            except Exception as exc:
+                ctx.dead_letter(event, exc)
+        if windows:
+            ctx.state.set(windows)
 
     @override
     def on_timer(
@@ -266,6 +396,7 @@ class SlidingWindows(_FixedWindows[In, Acc, Out, Key]):
         super().__init__(length, aggregate, align_to)
         self.every = every
         self._every_us = every // _US
+        self._bucket_us = math.gcd(self._every_us, self._length_us)
 
     @override
     def _starts(self, t: int) -> range:

@@ -32,6 +32,9 @@ class SourcePartition(ABC, Generic[T]):
     def close(self) -> None:  # optional hook
         """Release resources."""
 
+    size_unit: str = "records"
+    """What :meth:`size_hint` counts (``"bytes"`` for files)."""
+
     def size_hint(self) -> tuple[int, int] | None:
         """``(done, total)`` work units (bytes or records) for progress, when known."""
         return None

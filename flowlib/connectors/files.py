@@ -29,28 +29,83 @@ _BATCH_BYTES = 256 * 1024
 
 
 class _LinesPartition(SourcePartition[T]):
-    """Reads one file as lines; ``convert`` turns a raw line (no line ending) into an event."""
+    """Reads the lines of one file, or of one byte range of it; ``convert`` turns a raw line (no
+    line ending) into an event.
+
+    A range ``(index, count)`` owns the lines whose first byte lies in
+    ``[size * index // count, size * (index + 1) // count)``: every line of the file belongs to
+    exactly one range, whichever range its start falls in, so ranges never split a line.
+    """
+
+    size_unit = "bytes"
 
     def __init__(
         self,
         path: Path,
         step: str,
-        resume: tuple[int, int] | None,
+        resume: tuple[int, ...] | None,
         convert: Callable[[bytes], T],
         convert_many: Callable[[bytes], list[T]] | None = None,
+        split: tuple[int, int] | None = None,
     ) -> None:
         self._convert = convert
         self._convert_many = convert_many
         self._path = path
         self._step = step
+        self._split = split
         self._file: IO[bytes] = open(path, "rb")  # noqa: SIM115  # closed in close()
-        self._total = os.fstat(self._file.fileno()).st_size
-        self._offset, self._line_no = resume if resume is not None else (0, 0)
+        self._size = os.fstat(self._file.fileno()).st_size
+        # Lines before this range, for dead letters' line numbers; counted only when needed.
+        self._lines_before: int | None = 0
+        if split is None:
+            self._start, self._end = 0, -1  # the whole file, to wherever its end is when read
+            self._offset, self._line_no = resume if resume is not None else (0, 0)
+        else:
+            index, count = split
+            if resume is not None and resume[2] != self._size:
+                self._file.close()
+                msg = (
+                    f"{path} is {self._size} bytes but was {resume[2]} when the checkpoint was "
+                    f"taken: a file read in byte ranges (splits={count}) must not change between "
+                    "runs"
+                )
+                raise ValueError(msg)
+            self._start = self._line_start(self._size * index // count)
+            self._end = self._size * (index + 1) // count
+            if self._start > 0:
+                self._lines_before = None
+            self._offset, self._line_no = (
+                (resume[0], resume[1]) if resume is not None else (self._start, 0)
+            )
         self._file.seek(self._offset)
+
+    def _line_start(self, at: int) -> int:
+        """The offset of the first line that starts at or after ``at``."""
+        if at == 0:
+            return 0
+        self._file.seek(at - 1)
+        self._file.readline()  # through the line holding byte at - 1
+        return self._file.tell()
+
+    def _read_lines(self) -> list[bytes]:
+        end = self._end
+        if 0 <= end <= self._offset:
+            return []
+        lines = self._file.readlines(_BATCH_BYTES)
+        if end >= 0 and self._file.tell() > end:
+            # The batch ran past the range: keep the lines that start inside it.
+            at = self._offset
+            for n, line in enumerate(lines):
+                if at >= end:
+                    del lines[n:]
+                    break
+                at += len(line)
+            self._file.seek(at)
+        return lines
 
     @override
     def read_batch(self) -> tuple[list[T], list[DeadLetter]] | None:
-        lines = self._file.readlines(_BATCH_BYTES)
+        lines = self._read_lines()
         if not lines:
             return None
         self._offset = self._file.tell()
@@ -66,6 +121,12 @@ class _LinesPartition(SourcePartition[T]):
                 return events, []
         return self._convert_each(lines)
 
+    def _origin(self, line_no: int) -> str:
+        if self._lines_before is None:
+            with open(self._path, "rb") as f:
+                self._lines_before = _count_lines(f, self._start)
+        return f"{self._path}:{self._lines_before + line_no}"
+
     def _convert_each(self, lines: list[bytes]) -> tuple[list[T], list[DeadLetter]]:
         events: list[T] = []
         dead: list[DeadLetter] = []
@@ -79,23 +140,50 @@ class _LinesPartition(SourcePartition[T]):
             try:
                 events.append(convert(line))
             except Exception as exc:  # any parse failure is a dead letter
-                dead.append(
-                    DeadLetter.from_error(self._step, exc, line, f"{self._path}:{line_no}")
-                )
+                dead.append(DeadLetter.from_error(self._step, exc, line, self._origin(line_no)))
         self._line_no = line_no
         return events, dead
 
     @override
-    def position(self) -> tuple[int, int]:
-        return (self._offset, self._line_no)
+    def position(self) -> tuple[int, ...]:
+        if self._split is None:
+            return (self._offset, self._line_no)
+        return (self._offset, self._line_no, self._size)
 
     @override
     def size_hint(self) -> tuple[int, int]:
-        return (self._offset, self._total)
+        end = self._size if self._end < 0 else max(self._end, self._start)
+        return (min(self._offset, end) - self._start, end - self._start)
 
     @override
     def close(self) -> None:
         self._file.close()
+
+
+def _count_lines(f: IO[bytes], end: int) -> int:
+    """Newlines in the first ``end`` bytes of ``f``."""
+    n, left = 0, end
+    while left > 0:
+        chunk = f.read(min(left, 1 << 22))
+        if not chunk:
+            break
+        n += chunk.count(b"\n")
+        left -= len(chunk)
+    return n
+
+
+_Part = tuple[Path, tuple[int, int] | None]
+"""A partition: its file and, when split, ``(index, count)`` of its byte range."""
+
+
+def _split_names(paths: tuple[Path, ...], splits: int) -> dict[str, _Part]:
+    """Partition name -> (file, byte range); one partition named by its path when unsplit."""
+    if splits < 1:
+        msg = f"splits must be at least 1, got {splits}"
+        raise ValueError(msg)
+    if splits == 1:
+        return {str(p): (p, None) for p in paths}
+    return {f"{p}#{i + 1}/{splits}": (p, (i, splits)) for p in paths for i in range(splits)}
 
 
 def _paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> tuple[Path, ...]:
@@ -104,8 +192,57 @@ def _paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> t
     return tuple(Path(p) for p in path)
 
 
-class JsonLinesSource(Source[T]):
+class _LineSource(Source[T]):
+    """What the line sources share: files, optionally split into byte ranges."""
+
+    paths: tuple[Path, ...]
+    splits: int
+
+    def _init_files(
+        self, path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], splits: int
+    ) -> None:
+        self.paths = _paths(path)
+        self.splits = splits
+        self._parts = _split_names(self.paths, splits)
+
+    @property
+    @override
+    def name_hint(self) -> str:
+        return f"read_{self.paths[0].stem}"
+
+    @override
+    def partitions(self) -> list[str]:
+        return list(self._parts)
+
+    def _open_lines(
+        self,
+        partition: str,
+        step: str,
+        resume: Any | None,
+        convert: Callable[[bytes], T],
+        convert_many: Callable[[bytes], list[T]] | None = None,
+    ) -> SourcePartition[T]:
+        try:
+            path, split = self._parts[partition]
+        except KeyError:
+            msg = (
+                f"step {step!r}: no partition {partition!r} in {type(self).__name__} of "
+                f"{', '.join(map(str, self.paths))} with splits={self.splits}"
+            )
+            raise ValueError(msg) from None
+        return _LinesPartition(path, step, resume, convert, convert_many, split)
+
+
+class JsonLinesSource(_LineSource[T]):
     """Typed events from JSON-lines files; a line that does not decode becomes a dead letter.
+
+    ``splits=N`` cuts every file into N byte ranges aligned to line starts, each a partition of
+    its own, so N workers (``-w``/``-p``) can read one file. Each line is read exactly once.
+    Events keep their file order within a range but ranges are read concurrently, so a keyed
+    step sees the file's order interleaved: with event time, an event of the first range can
+    arrive behind the watermark that events of a later range pushed. Use splits for flows
+    without event time, or with a ``max_out_of_orderness`` that covers the file's time span.
+    Keep ``splits`` and the file unchanged across resumes (a changed size is refused).
 
     >>> from dataclasses import dataclass
     >>> @dataclass
@@ -115,37 +252,33 @@ class JsonLinesSource(Source[T]):
     >>> src = JsonLinesSource("readings.jsonl", Reading)
     >>> src.item_type is Reading, src.partitions()
     (True, ['readings.jsonl'])
+    >>> JsonLinesSource("readings.jsonl", Reading, splits=2).partitions()
+    ['readings.jsonl#1/2', 'readings.jsonl#2/2']
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         item_type: type[T],
+        *,
+        splits: int = 1,
     ) -> None:
-        self.paths = _paths(path)
+        self._init_files(path, splits)
         self.item_type = item_type
         self._codec = codec_for(item_type)
-
-    @property
-    @override
-    def name_hint(self) -> str:
-        return f"read_{self.paths[0].stem}"
-
-    @override
-    def partitions(self) -> list[str]:
-        return [str(p) for p in self.paths]
 
     @override
     def open(self, partition: str, step: str, resume: Any | None) -> SourcePartition[T]:
         codec = self._codec
-        return _LinesPartition(Path(partition), step, resume, codec.decode, codec.decode_lines)
+        return self._open_lines(partition, step, resume, codec.decode, codec.decode_lines)
 
 
-class TextLines(Source[T]):
+class TextLines(_LineSource[T]):
     """Events parsed from the lines of text files by a typed ``parse`` function.
 
     ``parse`` gets each line without its line ending; if it raises, the line becomes a dead
     letter naming the file and line number. The event type is ``parse``'s return type.
+    ``splits`` works as in :class:`JsonLinesSource`.
 
     >>> src = TextLines("app.log", parse=lambda line: line.upper())
     >>> src.partitions()
@@ -156,24 +289,17 @@ class TextLines(Source[T]):
         self,
         path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         parse: Callable[[str], T],
+        *,
+        splits: int = 1,
     ) -> None:
-        self.paths = _paths(path)
+        self._init_files(path, splits)
         self.parse = parse
         self.item_type = return_type(parse)
-
-    @property
-    @override
-    def name_hint(self) -> str:
-        return f"read_{self.paths[0].stem}"
-
-    @override
-    def partitions(self) -> list[str]:
-        return [str(p) for p in self.paths]
 
     @override
     def open(self, partition: str, step: str, resume: Any | None) -> SourcePartition[T]:
         parse = self.parse
-        return _LinesPartition(Path(partition), step, resume, lambda b: parse(b.decode("utf-8")))
+        return self._open_lines(partition, step, resume, lambda b: parse(b.decode("utf-8")))
 
 
 class _JsonLinesSinkPartition(SinkPartition[T]):

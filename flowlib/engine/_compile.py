@@ -33,13 +33,15 @@ from flowlib._graph import (
     walk,
 )
 from flowlib.codecs import codec_for
+from flowlib.codecs._wire import wire_for
 from flowlib.connectors.base import Sink, SinkPartition, Source, SourcePartition
 from flowlib.connectors.files import JsonLinesSink
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine._counters import Counters
 from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec, KeyRuns
+from flowlib.engine._incremental import Checkpoints
 from flowlib.engine._keygroups import group_of
-from flowlib.engine._routing import route_batch
+from flowlib.engine._routing import route_batch, timed_routing
 from flowlib.errors import FlowBuildError
 from flowlib.flow import Flow
 from flowlib.processor import Context
@@ -97,8 +99,11 @@ def default_dead_letter_sink(flow: Flow) -> Sink[DeadLetter]:
     return JsonLinesSink(Path(f"{flow.name}-dead_letters.jsonl"), DeadLetter)
 
 
-def compile_flow(flow: Flow, *, recovery: bool) -> Compiled:
-    """The bytewax dataflow of ``flow``; ``recovery`` says whether snapshots are kept."""
+def compile_flow(
+    flow: Flow, *, recovery: bool, checkpoints: Checkpoints | None = None
+) -> Compiled:
+    """The bytewax dataflow of ``flow``; ``recovery`` says whether snapshots are kept,
+    ``checkpoints`` where and how (full or incremental)."""
     if not flow.sinks:
         msg = f"flow {flow.name!r} has no sink: nothing would be written"
         raise FlowBuildError(msg)
@@ -133,7 +138,8 @@ def compile_flow(flow: Flow, *, recovery: bool) -> Compiled:
         elif isinstance(n, ProcessNode):
             late_read = n.late is not None and id(n.late) in reachable
             data, late = _keyed_process(
-                n, streams[id(n.inputs[0])], flow, counters, fail, recovery, dead, late_read
+                n, streams[id(n.inputs[0])], flow, counters, fail, recovery, dead, late_read,
+                checkpoints,
             )
             streams[id(n)] = data
             if n.late is not None and late is not None and late_read:
@@ -175,10 +181,14 @@ def _counting(step: str, counters: Counters) -> Callable[[list[Any]], list[Any]]
 
 
 class _BxSourcePartition(StatefulSourcePartition[list[Any], Any]):
-    def __init__(self, part: SourcePartition[Any], step: str, counters: Counters) -> None:
+    def __init__(
+        self, part: SourcePartition[Any], step: str, name: str, counters: Counters
+    ) -> None:
         self._part = part
         self._step = step
+        self._name = name
         self._counters = counters
+        counters.source_size(step, name, part.size_hint(), part.size_unit)
 
     @override
     def next_batch(self) -> list[list[Any]]:
@@ -187,6 +197,9 @@ class _BxSourcePartition(StatefulSourcePartition[list[Any], Any]):
             raise StopIteration
         events, dead = got
         self._counters.add(self._step, len(events) + len(dead), len(events), len(dead))
+        self._counters.source_size(
+            self._step, self._name, self._part.size_hint(), self._part.size_unit
+        )
         out: list[list[Any]] = []
         if events:
             out.append(events)
@@ -218,7 +231,7 @@ class _BxSource(FixedPartitionedSource[list[Any], Any]):
         self, step_id: str, for_part: str, resume_state: Any | None
     ) -> _BxSourcePartition:
         part = self._source.open(for_part, self._step, resume_state)
-        return _BxSourcePartition(part, self._step, self._counters)
+        return _BxSourcePartition(part, self._step, for_part, self._counters)
 
 
 # --- stateless steps ----------------------------------------------------------------------
@@ -377,6 +390,7 @@ def _keyed_process(
     recovery: bool,
     dead: list[BxStream[Any]],
     late_read: bool,
+    checkpoints: Checkpoints | None = None,
 ) -> tuple[BxStream[Any], BxStream[Any] | None]:
     """The data stream of a keyed step, and its late stream when the flow reads it."""
     key_fn = n.key_fn
@@ -384,10 +398,16 @@ def _keyed_process(
     group = group_of(codec_for(n.key_type), flow.max_key_groups)
     step = n.id
     ordered = n.event_time is not None
+    micros = timed_routing(step, n.processor, n.event_time)
+    wire = wire_for(n.inputs[0].out_type)
 
     def route(batch: list[Any]) -> list[Any]:
-        groups, failed = route_batch(batch, key_fn, group, step=step, fail=fail, ordered=ordered)
-        items: list[Any] = list(groups.items())
+        groups, failed = route_batch(
+            batch, key_fn, group, step=step, fail=fail, ordered=ordered, micros=micros
+        )
+        # Runs sent to another process pickle fast when the event type allows it (_wire).
+        items: list[Any] = (list(groups.items()) if wire is None
+                            else [(g, wire.wrap(r)) for g, r in groups.items()])
         if failed:
             counters.add(step, len(failed), 0, len(failed))
             items.append(("", _DeadBatch(failed)))
@@ -398,7 +418,7 @@ def _keyed_process(
     dead.append(op.map(f"{step}__route_dead", b.falses, itemgetter(1)))
     spec = KeyGroupSpec(
         step, n.processor, n.key_type, n.state_type, n.state, n.event_time,
-        late_wired=late_read, fail=fail, recovery=recovery,
+        late_wired=late_read, fail=fail, recovery=recovery, checkpoints=checkpoints,
     )
 
     def build(resume: bytes | None) -> _GroupLogic:

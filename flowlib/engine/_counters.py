@@ -83,6 +83,24 @@ class Counters:
         self._lock = threading.Lock()
         self._report = RunReport(flow, [StepCounts(s, k) for s, k in steps])
         self._index = {s: i for i, (s, _) in enumerate(steps)}
+        self._sizes: dict[tuple[str, str], tuple[int, int, str]] = {}
+
+    def source_size(
+        self, step: str, partition: str, size: tuple[int, int] | None, unit: str
+    ) -> None:
+        """Record ``(done, total)`` ``unit``s of a source partition (for progress)."""
+        if size is not None:
+            with self._lock:
+                self._sizes[step, partition] = (size[0], size[1], unit)
+
+    def source_sizes(self) -> dict[str, tuple[int, int]]:
+        """``(done, total)`` per unit, summed over the partitions that reported a size."""
+        out: dict[str, tuple[int, int]] = {}
+        with self._lock:
+            for done, total, unit in self._sizes.values():
+                d, t = out.get(unit, (0, 0))
+                out[unit] = (d + done, t + total)
+        return out
 
     def add(
         self, step: str, records_in: int, records_out: int, dead: int, late: int = 0

@@ -6,24 +6,56 @@ drive the same :class:`KeyGroup`, so both run the same processor code path.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flowlib.codecs import codec_for
 from flowlib.dead_letter import DeadLetter
+from flowlib.engine._incremental import Checkpoints, GroupStore
 from flowlib.engine._snapshots import decode_snapshot, encode_snapshot
+from flowlib.engine._timing import Micros, as_datetime, micros
 from flowlib.errors import FlowlibError
-from flowlib.processor import Context, Processor
+from flowlib.processor import Context, Processor, ValueState
 from flowlib.state import StateBackend, StateBackendFactory, snapshot_schema
 from flowlib.time import END_OF_TIME, EventTime, Late, Timer
 from flowlib.timers import TimerTable
 
-__all__ = ["GroupOutput", "KeyGroup", "KeyGroupSpec", "KeyRuns", "LateEventError"]
+__all__ = [
+    "GroupOutput", "KeyGroup", "KeyGroupSpec", "KeyRuns", "LateEventError", "TimedRuns",
+    "uses_batches",
+]
 
 KeyRuns = list[tuple[Any, list[Any]]]
 """The events of one key group from one upstream batch: ``(key, its events in order)``."""
+
+
+class TimedRuns:
+    """One key group's share of an upstream batch on the batch path of an event-time step:
+    ``(key, events, times in microseconds)`` per run. ``by_key``: one run per key, and the
+    batch's times never decrease in arrival order; else the runs are consecutive stretches of
+    one key, in arrival order."""
+
+    __slots__ = ("by_key", "runs")
+
+    def __init__(self, runs: list[tuple[Any, list[Any], list[int]]], *, by_key: bool) -> None:
+        self.runs = runs
+        self.by_key = by_key
+
+
+def uses_batches(
+    processor: Processor[Any, Any, Any, Any], event_time: EventTime[Any] | None
+) -> bool:
+    """Whether the engine hands ``processor`` whole key runs (``process_batch``): it overrides
+    the hook, and the stream has no event time or no allowed lateness (re-firing a window per
+    late-but-allowed event depends on the watermark per event)."""
+    overridden = type(processor).process_batch is not Processor.process_batch
+    return overridden and (event_time is None or not event_time.allowed_lateness)
+
+
+_US = timedelta(microseconds=1)
 
 
 class LateEventError(FlowlibError):
@@ -44,6 +76,7 @@ class KeyGroupSpec:
     fail: bool
     recovery: bool
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    checkpoints: Checkpoints | None = None  # where and how (full/incremental) with recovery
 
 
 @dataclass
@@ -59,6 +92,11 @@ class GroupOutput:
 class KeyGroup:
     """State, timers and watermark of one key group; calls the processor."""
 
+    _us_memo: tuple[datetime | None, int | None, datetime | None, int | None] = (
+        None, None, None, None
+    )
+    """The watermark and max event time last converted to microseconds, and their values."""
+
     def __init__(self, spec: KeyGroupSpec, resume: bytes | None) -> None:
         self.spec = spec
         key_codec, value_codec = codec_for(spec.key_type), codec_for(spec.state_type)
@@ -68,16 +106,30 @@ class KeyGroup:
         self.max_event_time: datetime | None = None
         self.eof_done = False
         self._last_event_wall: datetime | None = None
+        cp = spec.checkpoints
+        self._store: GroupStore | None = None
+        if cp is not None and cp.incremental and self.backend.supports_change_tracking:
+            self._store = GroupStore(cp, spec.step, spec.key_type, spec.state_type, key_codec)
         if resume is not None:
             snap = decode_snapshot(
-                resume, spec.step, snapshot_schema(key_codec, value_codec), key_codec
+                resume, spec.step, snapshot_schema(key_codec, value_codec), key_codec,
+                value_codec, cp.root if cp is not None else None,
             )
             self.backend.restore(snap.table)
+            for rows, deleted in snap.deltas:  # an incremental checkpoint: base, then deltas
+                self.backend.apply_changes(rows, deleted)
+            if self._store is not None:
+                self._store.resume(snap.chain)
             for key, t, kind in snap.timers:
                 self.timers.add(key, t, kind)
             self.watermark = snap.watermark
             self.max_event_time = snap.max_event_time
             self.eof_done = snap.eof_done
+        # Changes are recorded once the group writes deltas (recording costs on every write):
+        # from the start when it resumes a chain, else after its first incremental base.
+        self._tracking = self._store is not None and self._store.writes_deltas
+        if self._tracking:  # before the context binds the backend's accessors
+            self.backend.track_changes()
         et = spec.event_time
         self.ctx: Context[Any, Any, Any] = Context(
             spec.step,
@@ -88,29 +140,51 @@ class KeyGroup:
         )
         self.ctx.watermark = self.watermark
 
-    # --- events ----------------------------------------------------------------------------
+    # --- events ---------------------------------------------------------------------------
 
-    def process(self, batches: list[KeyRuns]) -> GroupOutput:
-        """Handle the events of upstream batches, in order; the watermark advances after each."""
+    def process(self, batches: list[Any]) -> GroupOutput:
+        """Handle the events of upstream batches (:data:`KeyRuns`, or :class:`TimedRuns` from
+        the routing of the batch path), in order; the watermark advances with each."""
         res = GroupOutput()
-        self.ctx._out = res.out
-        et = self.spec.event_time
+        ctx, spec = self.ctx, self.spec
+        ctx._out, ctx._dead, ctx._fail = res.out, res.dead, spec.fail
+        et = spec.event_time
+        batched = uses_batches(spec.processor, et)
         for runs in batches:
             if et is None:
-                self._run(runs, res)
+                self._run(runs, res, batched)
                 continue
-            if self._run_timed(runs, et, res):
+            if batched:
+                timed = runs if type(runs) is TimedRuns else self._timed(runs, et, res)
+                seen = self._run_batched(timed, et, res)
+            else:
+                seen = self._run_timed(runs, et, res)
+            if seen and et.idle_timeout is not None:  # only idleness reads it
                 self._last_event_wall = self.spec.now()
-            if self.watermark is not None:
+            wm = self.watermark
+            if wm is not None:
                 # Timers set behind the watermark (a late-but-allowed event re-opening a
                 # window) are due now, not at the next advance.
-                self._fire("event", self.watermark, res)
+                upcoming = self.timers.peek("event")
+                if upcoming is not None and upcoming <= wm:
+                    self._fire("event", wm, res)
         return res
 
-    def _run(self, runs: KeyRuns, res: GroupOutput) -> None:
+    def _run(self, runs: KeyRuns, res: GroupOutput, batched: bool) -> None:
         """``process`` for every event, key by key (no event time: order across keys is free)."""
         process, ctx, spec = self.spec.processor.process, self.ctx, self.spec
         seen = 0
+        if batched:
+            process_batch = spec.processor.process_batch
+            for key, events in runs:
+                ctx.key = key
+                seen += len(events)
+                try:
+                    process_batch(ctx, events, None)
+                except Exception as exc:
+                    self._failed_run(events, exc, res)
+            res.seen += seen
+            return
         for key, events in runs:
             ctx.key = key
             seen += len(events)
@@ -123,11 +197,19 @@ class KeyGroup:
                     res.dead.append(DeadLetter.from_error(spec.step, exc, event))
         res.seen += seen
 
+    def _failed_run(self, events: list[Any], exc: Exception, res: GroupOutput) -> None:
+        if self.spec.fail:
+            raise exc
+        res.dead += [DeadLetter.from_error(self.spec.step, exc, e) for e in events]
+
     def _run_timed(self, runs: KeyRuns, et: EventTime[Any], res: GroupOutput) -> bool:
         """Like :meth:`_run`, in arrival order, advancing the watermark after every event and
         routing late events; returns whether any event was seen."""
         process, ctx, spec = self.spec.processor.process, self.ctx, self.spec
-        timestamp, delay, lateness = et.timestamp, et.max_out_of_orderness, et.allowed_lateness
+        timestamp = (
+            cast(Callable[[Any], datetime], et.timestamp) if et.unit is None else et.datetime_of
+        )
+        delay, lateness = et.max_out_of_orderness, et.allowed_lateness
         wm = self.watermark
         limit = None if wm is None else wm - lateness
         top = self.max_event_time
@@ -144,12 +226,19 @@ class KeyGroup:
                         continue
                     ctx.key = key
                     ctx.event_time = t
-                    process(ctx, event)
                 except Exception as exc:
                     if spec.fail:
                         raise
                     res.dead.append(DeadLetter.from_error(spec.step, exc, event))
                     continue
+                try:
+                    process(ctx, event)
+                except Exception as exc:
+                    # On time: its time still counts for the watermark, as on the batch
+                    # path, where lateness is decided before the processor runs.
+                    if spec.fail:
+                        raise
+                    res.dead.append(DeadLetter.from_error(spec.step, exc, event))
                 if top is None or t > top:
                     top = self.max_event_time = t
                     if wm is None or (t - delay if delay else t) > wm:
@@ -160,6 +249,108 @@ class KeyGroup:
                         limit = wm - lateness
         ctx.event_time = None
         return seen
+
+    def _timed(self, runs: KeyRuns, et: EventTime[Any], res: GroupOutput) -> TimedRuns:
+        """Runs given without times (tests, the harness's stateless steps), with times."""
+        to_us = Micros(et, self.spec.step).one
+        out: list[tuple[Any, list[Any], list[int]]] = []
+        for key, events in runs:
+            kept: list[Any] = []
+            times: list[int] = []
+            for event in events:
+                try:
+                    times.append(to_us(event))
+                except Exception as exc:
+                    res.seen += 1
+                    if self.spec.fail:
+                        raise
+                    res.dead.append(DeadLetter.from_error(self.spec.step, exc, event))
+                    continue
+                kept.append(event)
+            if kept:
+                out.append((key, kept, times))
+        return TimedRuns(out, by_key=False)
+
+    def _run_batched(self, timed: TimedRuns, et: EventTime[Any], res: GroupOutput) -> bool:
+        """The batch path (``allowed_lateness == 0``): route late events by the watermark in
+        force at each one's arrival, then hand each key's on-time events to ``process_batch``
+        under the watermark before the batch; timers fire after it. Returns whether any event
+        was seen."""
+        spec, ctx = self.spec, self.ctx
+        step = spec.step
+        wm, top = self.watermark, self.max_event_time
+        # Both are datetimes (snapshots and the harness read them); their integer forms are
+        # remembered while the datetimes stay the same objects.
+        memo_wm, wm_us, memo_top, top_us = self._us_memo
+        if wm is not memo_wm:
+            wm_us = None if wm is None else micros(wm)
+        if top is not memo_top:
+            top_us = None if top is None else micros(top)
+        old_top_us = top_us
+        late = res.late
+        ready: list[tuple[Any, list[Any], list[int]]] = []
+        seen = 0
+        if timed.by_key:
+            # Times never decrease in arrival order, so each event is at or after every
+            # earlier one: it can only be behind the watermark from before the batch.
+            for key, events, times in timed.runs:
+                seen += len(events)
+                if wm_us is not None and times[0] < wm_us:
+                    cut = bisect_left(times, wm_us)
+                    assert wm is not None
+                    late += [
+                        Late(step, key, e, as_datetime(t), wm)
+                        for e, t in zip(events[:cut], times[:cut], strict=True)
+                    ]
+                    if cut == len(events):
+                        continue
+                    events, times = events[cut:], times[cut:]
+                ready.append((key, events, times))
+                if top_us is None or times[-1] > top_us:
+                    top_us = times[-1]
+        else:
+            delay = et.max_out_of_orderness // _US
+            # The watermark at each arrival: the larger of the one before the batch and the
+            # largest on-time time so far minus the delay.
+            mark = wm_us
+            by_key: dict[Any, tuple[list[Any], list[int]]] = {}
+            for key, events, times in timed.runs:
+                seen += len(events)
+                for e, t in zip(events, times, strict=True):
+                    if mark is not None and t < mark:
+                        late.append(Late(step, key, e, as_datetime(t), as_datetime(mark)))
+                        continue
+                    if top_us is None or t > top_us:
+                        top_us = t
+                        if mark is None or t - delay > mark:
+                            mark = t - delay
+                    run = by_key.get(key)
+                    if run is None:
+                        by_key[key] = ([e], [t])
+                    else:
+                        run[0].append(e)
+                        run[1].append(t)
+            ready = [(k, evs, ts) for k, (evs, ts) in by_key.items()]
+        res.seen += seen
+        process_batch = spec.processor.process_batch
+        ctx.event_time = None
+        for key, events, times in ready:
+            ctx.key = key
+            try:
+                process_batch(ctx, events, times)
+            except Exception as exc:
+                self._failed_run(events, exc, res)
+        if top_us is not None and (old_top_us is None or top_us > old_top_us):
+            top = self.max_event_time = as_datetime(top_us)
+            delay = et.max_out_of_orderness // _US
+            mark_us = top_us - delay
+            if wm_us is None or mark_us > wm_us:
+                self._advance(as_datetime(mark_us) if delay else top, res)
+        new_wm = self.watermark
+        if new_wm is not wm:
+            wm_us = None if new_wm is None else micros(new_wm)
+        self._us_memo = (new_wm, wm_us, self.max_event_time, top_us)
+        return seen > 0
 
     # --- time ------------------------------------------------------------------------------
 
@@ -182,7 +373,7 @@ class KeyGroup:
 
     def _fire(self, kind: Any, upto: datetime, res: GroupOutput) -> None:
         on_timer, ctx, spec = self.spec.processor.on_timer, self.ctx, self.spec
-        ctx._out = res.out
+        ctx._out, ctx._dead, ctx._fail = res.out, res.dead, spec.fail
         # Timers set while firing, at or before ``upto``, fire in this same pass.
         while due := self.timers.pop_due(kind, upto):
             for t, key in due:
@@ -236,7 +427,7 @@ class KeyGroup:
         self.eof_done = True
         self._advance(END_OF_TIME, res)
         on_eof, ctx, spec = self.spec.processor.on_eof, self.ctx, self.spec
-        ctx._out = res.out
+        ctx._out, ctx._dead, ctx._fail = res.out, res.dead, spec.fail
         for key, _ in self.backend.items():
             ctx.key = key
             try:
@@ -254,6 +445,17 @@ class KeyGroup:
         if not self.spec.recovery:  # bytewax snapshots even with recovery off: make it free
             return None
         s = self.spec
+        if self._store is not None:
+            data = self._store.snapshot(
+                self.backend, self.timers.entries(), self.watermark, self.max_event_time,
+                self.eof_done, tracking=self._tracking,
+            )
+            if self._store.writes_deltas and not self._tracking:
+                self.backend.track_changes()
+                self._tracking = True
+                # The context's state bound the untracked accessors: bind the tracking ones.
+                self.ctx.state = ValueState(self.ctx, self.backend)
+            return data
         return encode_snapshot(
             s.step, s.key_type, s.state_type, self.backend.snapshot(), self.timers.entries(),
             self.watermark, self.max_event_time, self.eof_done,

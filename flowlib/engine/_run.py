@@ -14,6 +14,7 @@ from bytewax.recovery import RecoveryConfig
 
 from flowlib.engine._compile import compile_flow, default_dead_letter_sink
 from flowlib.engine._counters import Counters, RunReport
+from flowlib.engine._incremental import Checkpoints
 from flowlib.engine._recovery import prepare_recovery_dir
 from flowlib.flow import Flow
 
@@ -28,6 +29,8 @@ def run(
     addresses: list[str] | None = None,
     recovery_dir: str | os.PathLike[str] | None = None,
     snapshot_interval: timedelta = timedelta(seconds=10),
+    incremental_checkpoints: bool = False,
+    incremental_min_keys: int = 1000,
     prepared: bool = False,
     on_start: Callable[[Counters], None] | None = None,
 ) -> RunReport:
@@ -37,6 +40,9 @@ def run(
     the same directory resumes from the last checkpoint. ``process_id`` and ``addresses`` make
     this process one of a cluster (``addresses`` lists ``host:port`` of every process).
 
+    ``incremental_checkpoints`` makes key groups of at least ``incremental_min_keys`` keys write
+    only what changed at each checkpoint (see ``docs/checkpoints.md``).
+
     ``prepared`` says :func:`prepare_run` was already called for this run (by a launcher).
     ``on_start`` receives the live :class:`Counters` just before the dataflow starts (for
     observers that read them from other threads: metrics, progress).
@@ -45,7 +51,10 @@ def run(
     traceback, not wrapped in the engine's errors.
     """
     recovery = recovery_dir is not None
-    compiled = compile_flow(flow, recovery=recovery)
+    checkpoints = None if recovery_dir is None else Checkpoints(
+        Path(recovery_dir), flow.name, flow.max_key_groups, incremental=incremental_checkpoints,
+        inline_rows=incremental_min_keys)
+    compiled = compile_flow(flow, recovery=recovery, checkpoints=checkpoints)
     if process_id in (None, 0) and not prepared:
         # Other processes wait for this one to connect before any event runs.
         total = workers_per_process * max(1, len(addresses or ()))

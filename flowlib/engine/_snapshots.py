@@ -9,60 +9,119 @@ checksum is refused with a :class:`~flowlib.errors.FlowlibError` naming the step
 
 Schema metadata of the state table carries step id, type names, schema fingerprint, flowlib
 version, the group's watermark and whether end of input was handled.
+
+Incremental checkpoints (see ``_incremental``) use two more frames with the same layout:
+
+- a *record* (``FLWG`` version 3), the bytes bytewax stores: three parts, the state table with
+  no rows (its schema and metadata, the same every epoch), the timers, and JSON:
+  ``{"chain": [[path, offset, size, crc, rows], ...], "watermark", "max_event_time",
+  "eof_done", "writer"}``. The chain is the base then the deltas whose rows, applied in order,
+  make the group's state;
+- a *segment* (``FLWS`` version 1) in a file of the recovery directory: two parts, the state
+  table (every row for a base, the rows written since the previous segment for a delta) and the
+  deleted keys (a ``key`` column). A base is a file of its own; the deltas of a chain are
+  appended to one file. The chain records each segment's file, offset, size and CRC-32, so a
+  segment replaced by another valid one is refused too.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 import zlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, cast
 
+import orjson
 import pyarrow as pa
 
 from flowlib import __version__
 from flowlib._types import type_name
 from flowlib.codecs import Codec, codec_for
+from flowlib.engine._evolution import conversion
 from flowlib.errors import FlowlibError, StateSchemaError
 from flowlib.time import TimerKind
 
 __all__ = [
+    "ChainFile",
     "GroupSnapshot",
     "decode_snapshot",
+    "IncrementalEncoder",
     "encode_snapshot",
+    "merge_chain",
+    "read_chain",
+    "read_record",
     "schema_fingerprint",
     "snapshot_version",
 ]
 
 _MAGIC = b"FLWG"
 _VERSION = 2
-_READABLE = (1, 2)
+_RECORD_VERSION = 3  # an incremental record
+_READABLE = (1, 2, 3)
+_PARTS = {1: 2, 2: 2, 3: 3}  # parts of each version
+_SEGMENT_MAGIC = b"FLWS"
+_SEGMENT_VERSION = 1
 _LEN = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
 
 
 def schema_fingerprint(schema: pa.Schema) -> str:
     """A short hash of the Arrow schema (names and types, not metadata)."""
-    return hashlib.sha256(schema.remove_metadata().serialize().to_pybytes()).hexdigest()[:16]
+    return _fingerprint(schema.remove_metadata())
+
+
+@functools.lru_cache(maxsize=256)  # per key group and file otherwise; schemas are few
+def _fingerprint(schema: pa.Schema) -> str:
+    return hashlib.sha256(schema.serialize().to_pybytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ChainFile:
+    """One base or delta segment of an incremental checkpoint, as its record lists it."""
+
+    path: str  # its file, relative to the recovery directory, "/"-separated
+    offset: int  # where the segment starts in the file (deltas are appended to one file)
+    size: int  # bytes
+    crc: int  # CRC-32 of the payload, as in the segment's header
+    rows: int  # rows plus deleted keys
 
 
 @dataclass(frozen=True)
 class GroupSnapshot:
-    table: pa.Table
+    table: pa.Table  # the whole state, or the base of an incremental checkpoint
     timers: list[tuple[Any, datetime, TimerKind]]
     watermark: datetime | None
     max_event_time: datetime | None
     eof_done: bool
+    # Incremental checkpoints: each delta's (written rows, deleted keys), to apply in order
+    # after ``table``; and the files they came from (a resumed group continues this chain).
+    deltas: list[tuple[pa.Table, list[Any]]] = field(default_factory=list)
+    chain: tuple[ChainFile, ...] = ()
+
+
+_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # end of an Arrow IPC stream
 
 
 def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    data: bytes = sink.getvalue().to_pybytes()
-    return data
+    """``table`` as an Arrow IPC stream: schema message, record batches, end marker.
+
+    Put together from the messages directly: the stream writer's set-up costs more than
+    serialising a small table, and an incremental checkpoint writes several per key group.
+    """
+    if any(pa.types.is_dictionary(f.type) for f in table.schema):  # needs dictionary batches
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        data: bytes = sink.getvalue().to_pybytes()
+        return data
+    return b"".join([
+        table.schema.serialize(), *(b.serialize() for b in table.to_batches()), _EOS
+    ])
 
 
 def _timers_schema(key_codec: Codec[Any]) -> pa.Schema:
@@ -83,16 +142,105 @@ def encode_snapshot(
     max_event_time: datetime | None,
     eof_done: bool,
 ) -> bytes:
-    meta = {
+    meta = _meta(step, key_type, value_type, state.schema, watermark, max_event_time, eof_done)
+    parts = [_ipc(state.replace_schema_metadata(meta)), _timers_ipc(key_type, timers)]
+    return _frame(_MAGIC, _VERSION, parts)[0]
+
+
+class IncrementalEncoder:
+    """Writes the records and segments of one key group of a step: what does not change
+    between epochs (schema messages, metadata) is serialised once."""
+
+    def __init__(self, step: str, key_type: object, value_type: object, schema: pa.Schema):
+        self._key_type = key_type
+        meta = _meta(step, key_type, value_type, schema, None, None, False)
+        self._schema = schema
+        self._state_head = schema.with_metadata(meta).serialize().to_pybytes()
+        self._deleted_schema = pa.schema([schema.field("key")])
+        self._deleted_head = self._deleted_schema.serialize().to_pybytes()
+
+    def segment(self, rows: pa.Table, deleted: pa.Array[Any]) -> tuple[bytes, int]:
+        """A base or delta segment, and the CRC-32 of its payload."""
+        if not rows.schema.equals(self._schema):  # the batches go under the cached schema
+            msg = f"state table of schema {rows.schema} where {self._schema} was expected"
+            raise FlowlibError(msg)
+        gone = self._deleted_head + _EOS  # no deletion: the common case
+        if len(deleted):
+            batch = pa.RecordBatch.from_arrays([deleted], schema=self._deleted_schema)
+            gone = b"".join([self._deleted_head, batch.serialize(), _EOS])
+        return _frame(_SEGMENT_MAGIC, _SEGMENT_VERSION, [
+            b"".join([self._state_head, *(b.serialize() for b in rows.to_batches()), _EOS]),
+            gone,
+        ])
+
+    def record(
+        self,
+        timers: list[tuple[Any, datetime, TimerKind]],
+        watermark: datetime | None,
+        max_event_time: datetime | None,
+        eof_done: bool,
+        chain: Sequence[ChainFile],
+        writer: str,
+    ) -> bytes:
+        """An incremental record: what :func:`encode_snapshot` holds, the state being in
+        ``chain``. ``writer`` (``"<token>:<sequence number>"``) names the run that wrote it."""
+        info = orjson.dumps({
+            "chain": [[f.path, f.offset, f.size, f.crc, f.rows] for f in chain],
+            "watermark": watermark.isoformat() if watermark else None,
+            "max_event_time": max_event_time.isoformat() if max_event_time else None,
+            "eof_done": eof_done,
+            "writer": writer,
+        })
+        parts = [self._state_head + _EOS, _timers_ipc(self._key_type, timers), info]
+        return _frame(_MAGIC, _RECORD_VERSION, parts)[0]
+
+
+def _frame(magic: bytes, version: int, parts: list[bytes]) -> tuple[bytes, int]:
+    pieces: list[bytes] = []
+    for p in parts:
+        pieces += (_LEN.pack(len(p)), p)
+    payload = b"".join(pieces)
+    crc = zlib.crc32(payload)
+    return b"".join((magic, bytes((version,)), _CRC.pack(crc), payload)), crc
+
+
+def _meta(
+    step: str,
+    key_type: object,
+    value_type: object,
+    schema: pa.Schema,
+    watermark: datetime | None,
+    max_event_time: datetime | None,
+    eof_done: bool,
+) -> dict[bytes, bytes]:
+    return {
         b"flowlib.version": __version__.encode(),
         b"flowlib.step": step.encode(),
         b"flowlib.key_type": type_name(key_type).encode(),
         b"flowlib.value_type": type_name(value_type).encode(),
-        b"flowlib.fingerprint": schema_fingerprint(state.schema).encode(),
+        b"flowlib.fingerprint": schema_fingerprint(schema).encode(),
         b"flowlib.eof_done": b"1" if eof_done else b"0",
         b"flowlib.watermark": watermark.isoformat().encode() if watermark else b"",
         b"flowlib.max_event_time": max_event_time.isoformat().encode() if max_event_time else b"",
     }
+
+
+def _timers_ipc(key_type: object, timers: list[tuple[Any, datetime, TimerKind]]) -> bytes:
+    if not timers:  # the common case: no timers, the same bytes every time
+        try:
+            return _NO_TIMERS[key_type]
+        except KeyError:
+            data = _NO_TIMERS[key_type] = _timers_bytes(key_type, timers)
+            return data
+        except TypeError:  # an unhashable type annotation
+            pass
+    return _timers_bytes(key_type, timers)
+
+
+_NO_TIMERS: dict[object, bytes] = {}
+
+
+def _timers_bytes(key_type: object, timers: list[tuple[Any, datetime, TimerKind]]) -> bytes:
     key_codec = codec_for(key_type)
     times = codec_for(datetime)
     timer_table = pa.Table.from_arrays(
@@ -103,12 +251,7 @@ def encode_snapshot(
         ],
         schema=_timers_schema(key_codec),
     )
-    parts = [_ipc(state.replace_schema_metadata(meta)), _ipc(timer_table)]
-    payload = bytearray()
-    for p in parts:
-        payload += _LEN.pack(len(p))
-        payload += p
-    return _MAGIC + bytes([_VERSION]) + _CRC.pack(zlib.crc32(payload)) + bytes(payload)
+    return _ipc(timer_table)
 
 
 def snapshot_version(data: bytes) -> int | None:
@@ -123,7 +266,7 @@ def _corrupt(step: str, why: str) -> FlowlibError:
     )
 
 
-def _split(data: bytes, step: str) -> tuple[bytes, bytes]:
+def _split(data: bytes, step: str) -> list[pa.Buffer]:
     version = snapshot_version(data)
     if version is None:
         raise _corrupt(step, "not a flowlib key-group snapshot (bad magic)")
@@ -132,51 +275,167 @@ def _split(data: bytes, step: str) -> tuple[bytes, bytes]:
         raise _corrupt(
             step, f"unknown snapshot version {version} (newer flowlib?); this one reads {readable}"
         )
+    return _unframe(data, step, version >= 2, _PARTS[version], "")
+
+
+def _unframe(
+    data: bytes, step: str, checked: bool, count: int, where: str, crc_expected: int | None = None
+) -> list[pa.Buffer]:
+    """The ``count`` parts of a frame whose 5-byte header was checked; ``where`` prefixes
+    messages (``"file X: "``). The parts are views of ``data``, not copies."""
     pos = 5
-    if version >= 2:
+    if checked:
         if len(data) < pos + _CRC.size:
-            raise _corrupt(step, f"truncated ({len(data)} bytes)")
+            raise _corrupt(step, f"{where}truncated ({len(data)} bytes)")
         (crc,) = _CRC.unpack_from(data, pos)
         pos += _CRC.size
+        if crc_expected is not None and crc != crc_expected:
+            raise _corrupt(step, f"{where}not the file the checkpoint recorded (other checksum)")
+    buf = pa.py_buffer(data)
     payload = memoryview(data)[pos:]
-    parts: list[bytes] = []
+    parts: list[pa.Buffer] = []
     at = 0
-    for _ in range(2):
+    for _ in range(count):
         if at + _LEN.size > len(payload):
-            raise _corrupt(step, f"truncated ({len(data)} bytes)")
+            raise _corrupt(step, f"{where}truncated ({len(data)} bytes)")
         (n,) = _LEN.unpack_from(payload, at)
         at += _LEN.size
         if at + n > len(payload):
-            raise _corrupt(step, f"truncated ({len(data)} bytes, a part claims {n})")
-        parts.append(bytes(payload[at : at + n]))
+            raise _corrupt(step, f"{where}truncated ({len(data)} bytes, a part claims {n})")
+        parts.append(buf.slice(pos + at, n))
         at += n
     if at != len(payload):
-        raise _corrupt(step, f"{len(payload) - at} unexpected trailing bytes")
-    if version >= 2 and zlib.crc32(payload) != crc:
-        raise _corrupt(step, "checksum mismatch")
-    return parts[0], parts[1]
+        raise _corrupt(step, f"{where}{len(payload) - at} unexpected trailing bytes")
+    if checked and zlib.crc32(payload) != crc:
+        raise _corrupt(step, f"{where}checksum mismatch")
+    return parts
 
 
-def read_state_table(data: bytes, step: str) -> pa.Table:
-    """The state table of a snapshot, metadata included."""
-    state, _ = _split(data, step)
-    return _read_ipc(state, step)
+def read_state_table(data: bytes, step: str, root: Path | None = None) -> pa.Table:
+    """The state table of a snapshot, metadata included (the metadata of the record for an
+    incremental one, whose chain of files is read under the recovery directory ``root``)."""
+    parts = _split(data, step)
+    table = _read_ipc(parts[0], step)
+    if len(parts) < 3:
+        return table
+    chain, _ = _info(parts[2], step)
+    merged = merge_chain(read_chain(_need_root(root, step), chain, step), step)
+    return merged.replace_schema_metadata(table.schema.metadata)
 
 
-def _read_ipc(data: bytes, step: str) -> pa.Table:
+def read_record(data: bytes, step: str) -> tuple[dict[bytes, bytes], tuple[ChainFile, ...]]:
+    """The state metadata and the chain of a snapshot (an empty chain for a full snapshot)."""
+    parts = _split(data, step)
+    try:
+        meta = pa.ipc.open_stream(parts[0]).schema.metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise _corrupt(step, f"unreadable Arrow data ({exc})") from None
+    if len(parts) < 3:
+        return dict(meta), ()
+    chain, info = _info(parts[2], step)
+    return {**meta, b"flowlib.writer": str(info.get("writer", "")).encode()}, chain
+
+
+def _need_root(root: Path | None, step: str) -> Path:
+    if root is None:
+        msg = f"step {step!r}: an incremental checkpoint is read from its recovery directory"
+        raise FlowlibError(msg)
+    return root
+
+
+def _read_ipc(data: bytes | pa.Buffer, step: str, where: str = "") -> pa.Table:
     try:
         return pa.ipc.open_stream(data).read_all()
     except (pa.ArrowInvalid, OSError) as exc:  # only reachable for unchecksummed version 1
-        raise _corrupt(step, f"unreadable Arrow data ({exc})") from None
+        raise _corrupt(step, f"{where}unreadable Arrow data ({exc})") from None
 
 
-def decode_snapshot(
-    data: bytes, step: str, expected: pa.Schema, key_codec: Codec[Any]
-) -> GroupSnapshot:
-    """Read a snapshot, refusing one whose schema differs from the flow's, naming the step."""
-    state_bytes, timer_bytes = _split(data, step)
-    table = _read_ipc(state_bytes, step)
+def _info(data: pa.Buffer, step: str) -> tuple[tuple[ChainFile, ...], dict[str, Any]]:
+    """The chain of a record, and its other fields (watermark, eof_done, writer ...)."""
+    try:
+        info: dict[str, Any] = orjson.loads(data.to_pybytes())
+        return tuple(ChainFile(*entry) for entry in info["chain"]), info
+    except (ValueError, TypeError, KeyError) as exc:  # only with a colliding checksum
+        raise _corrupt(step, f"unreadable chain ({exc})") from None
+
+
+def read_chain(
+    root: Path, chain: Sequence[ChainFile], step: str
+) -> list[tuple[pa.Table, pa.Table]]:
+    """``(rows, deleted keys)`` of each file of ``chain``, every file checked: present, of the
+    recorded size and checksum. The tables are as stored (no schema evolution)."""
+    out = []
+    files: dict[str, bytes] = {}
+    for f in chain:
+        where = f"file {f.path}: " if f.offset == 0 else f"file {f.path} at {f.offset}: "
+        if f.path not in files:
+            try:
+                files[f.path] = (root / f.path).read_bytes()
+            except FileNotFoundError:
+                raise _corrupt(step, f"file {f.path} is missing") from None
+        whole = files[f.path]
+        if len(whole) < f.offset + f.size:
+            raise _corrupt(step, f"file {f.path}: truncated ({len(whole)} bytes, the "
+                           f"checkpoint recorded {f.size} from byte {f.offset})")
+        data = whole[f.offset : f.offset + f.size] if len(whole) != f.size else whole
+        if data[:4] != _SEGMENT_MAGIC or data[4] != _SEGMENT_VERSION:
+            raise _corrupt(step, f"{where}not a flowlib checkpoint segment (bad magic or version)")
+        rows, deleted = _unframe(data, step, True, 2, where, crc_expected=f.crc)
+        out.append((_read_ipc(rows, step, where), _read_ipc(deleted, step, where)))
+    return out
+
+
+def merge_chain(files: list[tuple[pa.Table, pa.Table]], step: str) -> pa.Table:
+    """The state a chain describes, without codecs (for readers): the rows of every file, the
+    last write of each key winning and deleted keys dropped."""
+    if len(files) == 1:
+        return files[0][0]
+    winner: dict[Any, tuple[int, int]] = {}
+    for i, (rows, deleted) in enumerate(files):
+        for j, k in enumerate(rows.column("key").to_pylist()):
+            winner[_hashable(k)] = (i, j)
+        for k in deleted.column("key").to_pylist():
+            winner.pop(_hashable(k), None)
+    picks: list[list[int]] = [[] for _ in files]
+    for i, j in winner.values():
+        picks[i].append(j)
+    try:
+        return pa.concat_tables(
+            [rows.take(pa.array(p, pa.int64())).replace_schema_metadata(None)
+             for (rows, _), p in zip(files, picks, strict=True)],
+            promote_options="permissive",
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        msg = f"step {step!r}: the files of an incremental checkpoint do not fit together ({exc})"
+        raise FlowlibError(msg) from None
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return tuple((k, _hashable(x)) for k, x in v.items())
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    return v
+
+
+def _conform(
+    table: pa.Table,
+    step: str,
+    expected: pa.Schema,
+    key_codec: Codec[Any],
+    value_codec: Codec[Any] | None,
+) -> tuple[pa.Table, Any]:
+    """The one place a state table read from a checkpoint (a full snapshot, or a base or delta
+    file of an incremental one) is checked against, and evolved to, the flow's schema.
+
+    Returns the table and the conversion applied (``None`` when the schema was the same).
+    """
     meta = table.schema.metadata or {}
+    evolved = None
+    if schema_fingerprint(table.schema) != schema_fingerprint(expected) and value_codec:
+        # Incompatible changes were refused before any event ran (prepare_recovery_dir).
+        evolved = conversion(step, table.schema, key_codec.annotation, value_codec.annotation)
+        table = evolved.table(table)
     if schema_fingerprint(table.schema) != schema_fingerprint(expected):
         old = table.schema.remove_metadata()
         msg = (
@@ -186,18 +445,62 @@ def decode_snapshot(
             f"{expected}; start without the recovery directory or keep the old state type"
         )
         raise StateSchemaError(msg)
-    timer_table = _read_ipc(timer_bytes, step)
-    keys = key_codec.from_arrow(timer_table.column("key"))
+    return table, evolved
+
+
+def decode_snapshot(
+    data: bytes,
+    step: str,
+    expected: pa.Schema,
+    key_codec: Codec[Any],
+    value_codec: Codec[Any] | None = None,
+    root: Path | None = None,
+) -> GroupSnapshot:
+    """Read a snapshot; one whose schema differs from the flow's is converted to it when
+    ``value_codec`` is given and the change is compatible (see ``_evolution``), else refused
+    naming the step. An incremental record's files are read under the recovery directory
+    ``root``; every file goes through the same schema check and evolution."""
+    parts = _split(data, step)
+    table = _read_ipc(parts[0], step)
+    meta = table.schema.metadata or {}
+    table, evolved = _conform(table, step, expected, key_codec, value_codec)
+    timer_table = _read_ipc(parts[1], step)
+    timer_keys = timer_table.column("key")
+    if evolved is not None:
+        timer_keys = evolved.keys(timer_keys)
+    keys = key_codec.from_arrow(timer_keys)
     times = codec_for(datetime).from_arrow(timer_table.column("time"))
     kinds = cast(list[TimerKind], timer_table.column("kind").to_pylist())
+    deltas: list[tuple[pa.Table, list[Any]]] = []
+    chain: tuple[ChainFile, ...] = ()
+    watermark = _time(meta.get(b"flowlib.watermark"))
+    top = _time(meta.get(b"flowlib.max_event_time"))
+    eof_done = meta.get(b"flowlib.eof_done") == b"1"
+    if len(parts) == 3:
+        chain, info = _info(parts[2], step)
+        watermark, top = _time(info["watermark"]), _time(info["max_event_time"])
+        eof_done = bool(info["eof_done"])
+        for i, (rows, deleted) in enumerate(read_chain(_need_root(root, step), chain, step)):
+            rows, file_evolved = _conform(rows, step, expected, key_codec, value_codec)
+            if i == 0:
+                table = rows
+                continue
+            gone = deleted.column("key")
+            if file_evolved is not None:
+                gone = file_evolved.keys(gone)
+            deltas.append((rows, key_codec.from_arrow(gone)))
     return GroupSnapshot(
         table,
         list(zip(keys, times, kinds, strict=True)),
-        _time(meta.get(b"flowlib.watermark")),
-        _time(meta.get(b"flowlib.max_event_time")),
-        meta.get(b"flowlib.eof_done") == b"1",
+        watermark,
+        top,
+        eof_done,
+        deltas,
+        chain,
     )
 
 
-def _time(raw: bytes | None) -> datetime | None:
-    return datetime.fromisoformat(raw.decode()) if raw else None
+def _time(raw: bytes | str | None) -> datetime | None:
+    if not raw:
+        return None
+    return datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)

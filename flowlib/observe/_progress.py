@@ -40,7 +40,8 @@ class Periodic:
 
 
 class Progress(Periodic):
-    """Records read by the source steps, and the rate.
+    """Records read by the source steps and the rate; for bounded inputs also how much of the
+    input is read (bytes of files, records of lists or bounded Kafka reads) and the ETA.
 
     On a terminal: one line, redrawn with a carriage return ~4 times a second and erased at
     the end. Otherwise: a plain INFO log line every ``log_interval`` seconds.
@@ -55,14 +56,35 @@ class Progress(Periodic):
         self._tty = tty
         self._started = time.perf_counter()
         self._final = False
+        # Input done when a kind of input is first seen (a resumed run's earlier work): not
+        # part of the rate.
+        self._done_at_start: dict[str, int] = {}
 
     def line(self) -> str:
-        """The progress text: source records, rate, elapsed time."""
+        """The progress text: source records, rate, elapsed time; share of input read, ETA."""
         report = self._counters.report(0.0)
         read = sum(s.records_in for s in report.steps if s.kind == "source")
         elapsed = time.perf_counter() - self._started
         rate = read / elapsed if elapsed > 0 else 0.0
-        return f"{report.flow}: {read:,} records read, {rate:,.0f}/s, {elapsed:.1f} s"
+        text = f"{report.flow}: {read:,} records read, {rate:,.0f}/s, {elapsed:.1f} s"
+        sizes = self._counters.source_sizes()
+        if not sizes:  # unbounded or unsized inputs
+            return text
+        parts: list[str] = []
+        eta, unknown = 0.0, False
+        for unit, (done, total) in sorted(sizes.items()):
+            share = f" ({done / total:.0%})" if total > 0 else ""
+            amount = (f"{_bytes(done)} of {_bytes(total)}" if unit == "bytes"
+                      else f"{done:,} of {total:,} {unit}")
+            parts.append(amount + share)
+            progressed = done - self._done_at_start.setdefault(unit, done)
+            if done >= total:
+                continue
+            if progressed > 0:  # the slowest kind of input decides the end
+                eta = max(eta, (total - done) * elapsed / progressed)
+            else:
+                unknown = True
+        return f"{text} | {', '.join(parts)}, ETA {'?' if unknown else _duration(eta)}"
 
     def tick(self) -> None:
         if self._final:
@@ -79,3 +101,16 @@ class Progress(Periodic):
         if self._tty:  # erase the line: the summary table follows
             self._stream.write("\r\x1b[K")
             self._stream.flush()
+
+
+def _bytes(n: int) -> str:
+    for scale, name in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if n >= scale:
+            return f"{n / scale:.1f} {name}"
+    return f"{n} B"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"

@@ -22,9 +22,9 @@ from flowlib.codecs import codec_for
 from flowlib.connectors.memory import ListSink
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine import RunReport
-from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec, KeyRuns
+from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec
 from flowlib.engine._keygroups import group_of
-from flowlib.engine._routing import route_batch
+from flowlib.engine._routing import route_batch, timed_routing
 from flowlib.errors import FlowBuildError, FlowlibError
 from flowlib.flow import Flow, ProcessedStream, Stream
 from flowlib.processor import Processor, Timers, ValueState
@@ -364,13 +364,15 @@ class ProcessorHarness(Generic[In, Out, K, V]):
     def _group_for(self, key: object) -> KeyGroup:
         return self._groups[int(self._group_of(key))]
 
-    def _route(self, batch: list[Any]) -> dict[str, KeyRuns]:
+    def _route(self, batch: list[Any]) -> dict[str, Any]:
         """Exactly as the engine routes a batch (the same function)."""
         key_fn = self._key
         assert key_fn is not None
+        spec = self._spec
         groups, failed = route_batch(
             batch, key_fn, self._group_of, step=self.step, fail=self._fail,
-            ordered=self._spec.event_time is not None,
+            ordered=spec.event_time is not None,
+            micros=timed_routing(spec.step, spec.processor, spec.event_time),
         )
         self.dead_letters.extend(failed)
         return groups

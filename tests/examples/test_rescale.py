@@ -21,6 +21,7 @@ from tests.examples.test_log_agg import SCRIPT, with_garbage
 
 COPIES = 80  # 160k lines: a couple of seconds per run
 OUTPUTS = ("counts_by_template.jsonl", "counts_by_minute.jsonl", "dead_letters.jsonl")
+INCREMENTAL = ["--incremental-checkpoints", "--incremental-min-keys", "0"]  # every group
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +43,9 @@ def records(path: Path) -> list[str]:
 
 @pytest.mark.parametrize(
     ("first", "then", "workers_then"),
-    [(["-p", "1"], ["-p", "2"], 2), (["-w", "2"], ["-p", "1"], 1)],
-    ids=["1-to-2-processes", "2-workers-to-1"],
+    [(["-p", "1"], ["-p", "2"], 2), (["-w", "2"], ["-p", "1"], 1),
+     ([*INCREMENTAL, "-w", "2"], [*INCREMENTAL, "-p", "2"], 2)],
+    ids=["1-to-2-processes", "2-workers-to-1", "incremental-2-workers-to-2-processes"],
 )
 def test_kill_9_and_resume_with_other_parallelism(
     clean_run: tuple[Path, Path], tmp_path: Path, first: list[str], then: list[str],

@@ -22,6 +22,7 @@ from operators.aggregations import (
     Last,
     Max,
     Mean,
+    MeanAcc,
     Min,
     Multi,
     Percentile,
@@ -232,3 +233,54 @@ def test_multi_of_five_is_typed_per_part() -> None:
     result = stats.of_values([1.0, 2.0, 6.0])
     assert_type(result, tuple[int, float, float, float, float])
     assert result == (3, 3.0, statistics.stdev([1.0, 2.0, 6.0]), 2.0, 6.0)
+
+
+# --- runs: prepare + add_range, as the window operators fold them -----------------------------
+
+RANGE_AGGREGATES: dict[str, Callable[[], Aggregate[tuple[float, int], Any, Any]]] = {
+    **AGGREGATES, "multi_fast": lambda: Multi(Count(), Sum(_value), Max(_value), Min(_value))
+}
+wild = st.floats(allow_nan=True, allow_infinity=True)
+wild_rows = st.lists(st.tuples(wild, st.integers(0, 1000)), max_size=20)
+
+
+@pytest.mark.parametrize("name", RANGE_AGGREGATES)
+@given(start=wild_rows, run=wild_rows, bounds=st.tuples(st.integers(0, 20), st.integers(0, 20)))
+def test_add_range_is_exactly_repeated_add(
+    name: str, start: Rows, run: Rows, bounds: tuple[int, int]
+) -> None:
+    agg = RANGE_AGGREGATES[name]()
+    lo, hi = min(min(bounds), len(run)), min(max(bounds), len(run))
+    expected = _fold(agg, start + run[lo:hi])
+    got = agg.add_range(_fold(agg, start), agg.prepare(run), lo, hi)
+    # repr: bit-exact floats (the same rounding as add, not just close), NaN included.
+    assert repr(got) == repr(expected)
+
+
+def test_builtin_numeric_aggregates_and_their_multi_fold_ranges_atomically() -> None:
+    fast: list[Aggregate[Any, Any, Any]] = [
+        Count(), Sum(), Mean(), Min(), Max(), Multi(Count(), Sum(), Mean())
+    ]
+    assert all(a.atomic_ranges for a in fast)
+    slow: list[Aggregate[Any, Any, Any]] = [
+        StdDev(), Percentile(0.5), Collect(float), First(float), Multi(Count(), StdDev())
+    ]
+    assert not any(a.atomic_ranges for a in slow)
+    mean = Mean()
+    acc = mean.add(mean.create(), 2.0)
+    with pytest.raises(TypeError):
+        mean.add_range(acc, mean.prepare(["x"]), 0, 1)  # type: ignore[list-item]
+    assert acc == MeanAcc(1, 2.0)  # a failed add_range left it as it was
+
+
+def test_multi_extracts_each_distinct_extractor_once_per_run() -> None:
+    calls: list[float] = []
+
+    def value(x: float) -> float:
+        calls.append(x)
+        return x
+
+    agg = Multi(Count(), Sum(value), Max(value), Min(abs))
+    prepared = agg.prepare([1.0, -3.0])
+    assert calls == [1.0, -3.0]
+    assert agg.add_range(agg.create(), prepared, 0, 2) == (2, -2.0, 1.0, 1.0)

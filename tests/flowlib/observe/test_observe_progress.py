@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import re
 import select
 import subprocess
 from pathlib import Path
@@ -26,6 +27,31 @@ def test_tty_line_is_redrawn_then_erased() -> None:
     p.start()
     p.stop()
     assert out.getvalue().endswith("\r\x1b[K")
+
+
+def test_bounded_input_shows_share_read_and_eta() -> None:
+    counters = Counters("f", [("src", "source"), ("kafka", "source")])
+    counters.source_size("src", "a.jsonl#1/2", (256, 1024), "bytes")
+    counters.source_size("src", "a.jsonl#2/2", (0, 1024), "bytes")
+    counters.source_size("src", "gone", None, "bytes")  # unsized partitions are left out
+    p = Progress(counters, io.StringIO(), tty=True)
+    # The first look is the baseline (a resumed run's earlier work): no rate yet, no ETA.
+    assert p.line().endswith(" | 256 B of 2.0 KiB (12%), ETA ?")
+    counters.source_size("src", "a.jsonl#2/2", (768, 1024), "bytes")
+    counters.source_size("kafka", "t/0", (5, 10), "records")
+    line = p.line()
+    assert " | 1.0 KiB of 2.0 KiB (50%), 5 of 10 records (50%), ETA " in line
+    # The records started after the baseline: no rate for them yet, so no ETA overall.
+    assert line.endswith("ETA ?")
+    counters.source_size("kafka", "t/0", (10, 10), "records")
+    assert re.search(r"\(50%\), 10 of 10 records \(100%\), ETA \d+ s$", p.line())
+
+
+def test_unsized_input_shows_records_only() -> None:
+    counters = Counters("f", [("src", "source")])
+    counters.add("src", 7, 7, 0)
+    line = Progress(counters, io.StringIO(), tty=False).line()
+    assert re.fullmatch(r"f: 7 records read, [\d,]+/s, [\d.]+ s", line)
 
 
 def command(tmp_path: Path, *flags: str) -> list[str]:
@@ -66,6 +92,9 @@ def test_progress_on_a_terminal(tmp_path: Path) -> None:
     err = run_on_pty(command(tmp_path))
     lines = [s for s in err.split("\r") if s.startswith("log_agg: ") and "records read" in s]
     assert len(lines) >= 2, err
+    # A bounded file: how much of it is read, and when it should end.
+    assert any(re.search(r" \| [\d.]+ [KMG]?i?B of [\d.]+ [KMG]?i?B \(\d+%\), ETA ", s)
+               for s in lines), err
     assert "\r\x1b[K" in err  # erased before the table
     assert "dead letters  late" in err
 
