@@ -9,8 +9,10 @@ Windows are emitted as the per-key-group watermark passes their end, not at end 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from operator import attrgetter
 
 from flowlib import Flow, JsonLinesSink, JsonLinesSource
 from flowlib.time import EPOCH
@@ -41,8 +43,8 @@ class WindowRow:
     max: float
 
 
-def latency(e: Event) -> float:
-    return e.latency_ms
+latency: Callable[[Event], float] = attrgetter("latency_ms")
+"""C-level field access: the aggregates read it once per event (a def costs a Python call)."""
 
 
 def row(w: WindowResult[Key, tuple[int, float, float]]) -> WindowRow:
@@ -54,14 +56,14 @@ def row(w: WindowResult[Key, tuple[int, float, float]]) -> WindowRow:
 def build(src: str, dst: str, sliding: bool) -> Flow:
     flow = Flow("log_agg_windows")
     events = flow.source(JsonLinesSource(src, Event), name="events")
-    timed = events.with_event_time(lambda e: EPOCH + timedelta(milliseconds=e.ts))
+    timed = events.with_event_time("ts", unit="ms")  # epoch milliseconds, no datetime needed
     agg = Multi(Count(), Sum(latency), Max(latency))
     windows = (
         SlidingWindows(timedelta(minutes=1), timedelta(seconds=10), agg)
         if sliding
         else TumblingWindows(timedelta(seconds=10), agg)
     )
-    keyed = timed.key_by(lambda e: (e.service, e.level), key_type=tuple[str, str])
+    keyed = timed.key_by(attrgetter("service", "level"), key_type=tuple[str, str])
     keyed.process(windows, name="windows").map(row).sink(JsonLinesSink(dst, WindowRow))
     return flow
 
