@@ -46,6 +46,14 @@ def check_targets(out: str, doc: dict[str, Any], names: list[str]) -> None:
         assert isinstance(t["measured"], float) and t["met"] in (True, False), t
 
 
+SHARED = Path(os.environ.get("FLOWLIB_SHARED_BENCH", ROOT.parent / "shared" / "bench"))
+NEEDS_SHARED = pytest.mark.skipif(
+    not (SHARED / "gen_events.py").exists(),
+    reason=f"the shared benchmark workload is not at {SHARED} (set FLOWLIB_SHARED_BENCH)",
+)
+
+
+@NEEDS_SHARED
 def test_decode_bench(tmp_path: Path) -> None:
     out, doc = bench(tmp_path, "decode_bench.py", "--events", "2000", "--repeats", "1")
     check_targets(out, doc, [f"decode {k} {what}" for k in ("metric", "log") for what in (
@@ -54,6 +62,7 @@ def test_decode_bench(tmp_path: Path) -> None:
 
 
 @LONG
+@NEEDS_SHARED
 def test_typed_vs_untyped_checks_every_run(tmp_path: Path) -> None:
     out, doc = bench(tmp_path, "typed_vs_untyped.py", "--dataset", "metrics", "--events",
                      "3000", "--rounds", "1")
