@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import ClassVar, Generic, TypeVar
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from flowlib.codecs import Codec
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["StateBackend", "StateBackendFactory", "snapshot_schema"]
 
@@ -23,6 +24,8 @@ V = TypeVar("V")
 
 def snapshot_schema(key_codec: Codec[K], value_codec: Codec[V]) -> pa.Schema:
     """The Arrow schema of a snapshot of state typed ``K -> V``: columns ``key`` and ``value``."""
+    import pyarrow as pa
+
     return pa.schema(
         [
             pa.field("key", key_codec.arrow_type, nullable=False),
@@ -73,6 +76,8 @@ class StateBackend(ABC, Generic[K, V]):
 
     def snapshot(self) -> pa.Table:
         """All state as an Arrow table with the schema of :func:`snapshot_schema`."""
+        import pyarrow as pa
+
         keys: list[K] = []
         values: list[V] = []
         for k, v in self.items():

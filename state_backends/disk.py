@@ -7,10 +7,9 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Final, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 import msgspec
-import pyarrow as pa
 from typing_extensions import override
 
 from flowlib.codecs import Codec, EncodeError
@@ -23,6 +22,9 @@ from state_backends._disk import (
     default_base,
     open_store,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["STATE_DIR_ENV", "DiskBackend", "DiskOptions"]
 
@@ -256,6 +258,8 @@ class DiskBackend(StateBackend[K, V]):
 
     @override
     def snapshot(self) -> pa.Table:
+        import pyarrow as pa
+
         self.flush()
         schema = snapshot_schema(self.key_codec, self.value_codec)
         item = self._records.item
@@ -305,6 +309,8 @@ class DiskBackend(StateBackend[K, V]):
 
     @override
     def take_changes(self) -> tuple[pa.Table, list[K]]:
+        import pyarrow as pa
+
         if self._changed is None:
             msg = "take_changes() before track_changes()"
             raise RuntimeError(msg)

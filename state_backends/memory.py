@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import pyarrow as pa
 from typing_extensions import override
 
 from flowlib.codecs import Codec
 from flowlib.state import StateBackend, snapshot_schema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["MemoryBackend"]
 
@@ -97,6 +99,8 @@ class MemoryBackend(StateBackend[K, V]):
 
     @override
     def take_changes(self) -> tuple[pa.Table, list[K]]:
+        import pyarrow as pa
+
         dirty = self._dirty
         if dirty is None:
             msg = "take_changes() before track_changes()"
@@ -145,6 +149,8 @@ class MemoryBackend(StateBackend[K, V]):
 
     @override
     def snapshot(self) -> pa.Table:
+        import pyarrow as pa
+
         # Straight from the dict: no per-row tuples (checkpoints of large state run every epoch).
         return pa.Table.from_arrays(
             [self.key_codec.to_arrow(list(self._data)),

@@ -4,18 +4,20 @@
 # must be evaluated where they are written.
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast, overload
 
 import msgspec
 
-from flowlib.codecs._arrow import plan_for
 from flowlib.codecs._describe import describe
 from flowlib.codecs._errors import EncodeError, from_validation, malformed, raw_bytes
 from flowlib.codecs._json import epoch_fixer
 from flowlib.codecs._keys import KEY_ENCODER, key_canonicalizer
 from flowlib.codecs._nodes import Node, _annotation_name, to_annotation, type_name
-from flowlib.codecs._pyarrow import pa
 from flowlib.errors import DecodeError, UnsupportedTypeError
+
+if TYPE_CHECKING:
+    from flowlib.codecs._arrow import Plan
+    from flowlib.codecs._pyarrow import pa
 
 __all__ = ["Codec", "codec_for"]
 
@@ -53,14 +55,12 @@ class Codec(Generic[T]):
     """
 
     __slots__ = (
-        "_canon", "_decode", "_decode_lines", "_fix", "_node", "_plan", "_type", "annotation",
-        "arrow_type",
+        "_canon", "_decode", "_decode_lines", "_fix", "_node", "_plan_built", "_type",
+        "annotation",
     )
 
     annotation: object
     """The annotation this codec was built for."""
-    arrow_type: pa.DataType
-    """The Arrow type of a column of values."""
 
     def __init__(self, annotation: object, node: Node) -> None:
         self.annotation = annotation
@@ -77,8 +77,23 @@ class Codec(Generic[T]):
             ) from None
         self._fix = epoch_fixer(node)
         self._canon = key_canonicalizer(node)
-        self._plan = plan_for(node)
-        self.arrow_type = self._plan.arrow_type
+        self._plan_built: Plan | None = None
+
+    @property
+    def _plan(self) -> "Plan":
+        # Built on first use: pyarrow costs ~0.2 s to import and only checkpoints need it.
+        plan = self._plan_built
+        if plan is None:
+            from flowlib.codecs._arrow import plan_for
+
+            plan = self._plan_built = plan_for(self._node)
+        return plan
+
+    @property
+    def arrow_type(self) -> "pa.DataType":
+        """The Arrow type of a column of values."""
+        arrow_type: pa.DataType = self._plan.arrow_type
+        return arrow_type
 
     def __repr__(self) -> str:
         return f"Codec({_annotation_name(self.annotation)})"
@@ -188,6 +203,8 @@ class Codec(Generic[T]):
 
         Nulls where the type has no None raise :class:`~flowlib.errors.DecodeError`.
         """
+        from flowlib.codecs._pyarrow import pa
+
         chunks = array.chunks if isinstance(array, pa.ChunkedArray) else [array]
         out: list[T] = []
         for chunk in chunks:

@@ -15,7 +15,6 @@ from bytewax.recovery import RecoveryConfig
 from flowlib.engine._compile import compile_flow, default_dead_letter_sink
 from flowlib.engine._counters import Counters, RunReport
 from flowlib.engine._incremental import Checkpoints
-from flowlib.engine._recovery import prepare_recovery_dir
 from flowlib.flow import Flow
 
 __all__ = ["prepare_run", "run", "user_error"]
@@ -95,6 +94,9 @@ def prepare_run(
     unless resuming, let the sinks start empty."""
     fresh = True
     if recovery_dir is not None:
+        # Imported here: schema checks need pyarrow, which runs without recovery never load.
+        from flowlib.engine._recovery import prepare_recovery_dir
+
         fresh = prepare_recovery_dir(flow, Path(recovery_dir), partitions)
     if fresh:
         for s in flow.sinks:

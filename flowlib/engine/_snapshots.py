@@ -34,17 +34,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
-import pyarrow as pa
 
 from flowlib import __version__
 from flowlib._types import type_name
 from flowlib.codecs import Codec, codec_for
-from flowlib.engine._evolution import conversion
 from flowlib.errors import FlowlibError, StateSchemaError
 from flowlib.time import TimerKind
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "ChainFile",
@@ -113,6 +114,8 @@ def _ipc(table: pa.Table) -> bytes:
     Put together from the messages directly: the stream writer's set-up costs more than
     serialising a small table, and an incremental checkpoint writes several per key group.
     """
+    import pyarrow as pa
+
     if any(pa.types.is_dictionary(f.type) for f in table.schema):  # needs dictionary batches
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -125,6 +128,8 @@ def _ipc(table: pa.Table) -> bytes:
 
 
 def _timers_schema(key_codec: Codec[Any]) -> pa.Schema:
+    import pyarrow as pa
+
     return pa.schema([
         pa.field("key", key_codec.arrow_type),
         pa.field("time", pa.timestamp("us", tz="UTC")),
@@ -152,6 +157,8 @@ class IncrementalEncoder:
     between epochs (schema messages, metadata) is serialised once."""
 
     def __init__(self, step: str, key_type: object, value_type: object, schema: pa.Schema):
+        import pyarrow as pa
+
         self._key_type = key_type
         meta = _meta(step, key_type, value_type, schema, None, None, False)
         self._schema = schema
@@ -161,6 +168,8 @@ class IncrementalEncoder:
 
     def segment(self, rows: pa.Table, deleted: pa.Array[Any]) -> tuple[bytes, int]:
         """A base or delta segment, and the CRC-32 of its payload."""
+        import pyarrow as pa
+
         if not rows.schema.equals(self._schema):  # the batches go under the cached schema
             msg = f"state table of schema {rows.schema} where {self._schema} was expected"
             raise FlowlibError(msg)
@@ -241,6 +250,8 @@ _NO_TIMERS: dict[object, bytes] = {}
 
 
 def _timers_bytes(key_type: object, timers: list[tuple[Any, datetime, TimerKind]]) -> bytes:
+    import pyarrow as pa
+
     key_codec = codec_for(key_type)
     times = codec_for(datetime)
     timer_table = pa.Table.from_arrays(
@@ -283,6 +294,8 @@ def _unframe(
 ) -> list[pa.Buffer]:
     """The ``count`` parts of a frame whose 5-byte header was checked; ``where`` prefixes
     messages (``"file X: "``). The parts are views of ``data``, not copies."""
+    import pyarrow as pa
+
     pos = 5
     if checked:
         if len(data) < pos + _CRC.size:
@@ -325,6 +338,8 @@ def read_state_table(data: bytes, step: str, root: Path | None = None) -> pa.Tab
 
 def read_record(data: bytes, step: str) -> tuple[dict[bytes, bytes], tuple[ChainFile, ...]]:
     """The state metadata and the chain of a snapshot (an empty chain for a full snapshot)."""
+    import pyarrow as pa
+
     parts = _split(data, step)
     try:
         meta = pa.ipc.open_stream(parts[0]).schema.metadata or {}
@@ -344,6 +359,8 @@ def _need_root(root: Path | None, step: str) -> Path:
 
 
 def _read_ipc(data: bytes | pa.Buffer, step: str, where: str = "") -> pa.Table:
+    import pyarrow as pa
+
     try:
         return pa.ipc.open_stream(data).read_all()
     except (pa.ArrowInvalid, OSError) as exc:  # only reachable for unchecksummed version 1
@@ -388,6 +405,8 @@ def read_chain(
 def merge_chain(files: list[tuple[pa.Table, pa.Table]], step: str) -> pa.Table:
     """The state a chain describes, without codecs (for readers): the rows of every file, the
     last write of each key winning and deleted keys dropped."""
+    import pyarrow as pa
+
     if len(files) == 1:
         return files[0][0]
     winner: dict[Any, tuple[int, int]] = {}
@@ -434,6 +453,8 @@ def _conform(
     evolved = None
     if schema_fingerprint(table.schema) != schema_fingerprint(expected) and value_codec:
         # Incompatible changes were refused before any event ran (prepare_recovery_dir).
+        from flowlib.engine._evolution import conversion  # needs pyarrow.compute: only here
+
         evolved = conversion(step, table.schema, key_codec.annotation, value_codec.annotation)
         table = evolved.table(table)
     if schema_fingerprint(table.schema) != schema_fingerprint(expected):

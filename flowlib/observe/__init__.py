@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from flowlib.engine._counters import Counters
 from flowlib.observe._logging import DeadLetterLog, configure, level_for, log_end, log_start
-from flowlib.observe._metrics import CountersCollector, MetricsServer
 from flowlib.observe._progress import Periodic, Progress
+
+if TYPE_CHECKING:
+    from flowlib.observe._metrics import CountersCollector, MetricsServer
 
 __all__ = [
     "CountersCollector", "DeadLetterLog", "MetricsServer", "Observers", "Periodic", "Progress",
     "configure", "level_for", "log_end", "log_start",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # prometheus_client is imported only by runs that serve metrics (~25 ms of start-up).
+    if name in ("CountersCollector", "MetricsServer"):
+        from flowlib.observe import _metrics
+
+        return getattr(_metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Observers:
@@ -32,6 +44,8 @@ class Observers:
 
     def start(self, counters: Counters) -> None:
         if self._metrics_port is not None:
+            from flowlib.observe._metrics import MetricsServer
+
             self.metrics = MetricsServer(counters, self._metrics_port)
         self._threads.append(DeadLetterLog(counters))
         if self._progress:
