@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 SCRIPT = textwrap.dedent(
     """
@@ -39,19 +40,23 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_a_run_without_checkpoints_or_metrics_imports_neither_pyarrow_nor_prometheus() -> None:
+def test_a_run_without_checkpoints_or_metrics_imports_neither_pyarrow_nor_prometheus(
+    tmp_path: Path,
+) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path,  # the run's default dead-letter file goes there
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_the_same_run_imports_pyarrow_once_it_checkpoints(tmp_path: object) -> None:
+def test_the_same_run_imports_pyarrow_once_it_checkpoints(tmp_path: Path) -> None:
     # The check above can fail: with a recovery directory the same flow must load pyarrow.
-    script = SCRIPT.replace("run(flow)", f"run(flow, recovery_dir={str(tmp_path)!r})")
+    script = SCRIPT.replace("run(flow)", f"run(flow, recovery_dir={str(tmp_path / 'rec')!r})")
     proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert "pyarrow" in proc.stdout.strip().splitlines()[-1]
