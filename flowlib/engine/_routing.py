@@ -64,15 +64,26 @@ def route_batch(
     try:
         return split(keys, ok, group), failed
     except TypeError:
-        bad = [(e, msg) for k, e in zip(keys, ok, strict=True)
-               if (msg := _unhashable_key(k)) is not None]
-        if not bad:
+        kept = _hashable_rows(keys, ok, step, fail, failed)
+        if kept is None:
             raise
-        if fail:
-            raise FlowlibError(f"step {step!r}: {bad[0][1]}") from None
-        failed += [DeadLetter.from_error(f"{step}.key_by", FlowlibError(m), e) for e, m in bad]
-        pairs = [(k, e) for k, e in zip(keys, ok, strict=True) if _unhashable_key(k) is None]
-        return split([k for k, _ in pairs], [e for _, e in pairs], group), failed
+        return split([keys[i] for i in kept], [ok[i] for i in kept], group), failed
+
+
+def _hashable_rows(
+    keys: list[Any], events: list[Any], step: str, fail: bool, failed: list[DeadLetter]
+) -> list[int] | None:
+    """After a TypeError while grouping: the positions of the events whose key hashes, the
+    others dead-lettered (or the run failed); ``None`` when every key hashes (the error came
+    from elsewhere)."""
+    bad = [(e, msg) for k, e in zip(keys, events, strict=True)
+           if (msg := _unhashable_key(k)) is not None]
+    if not bad:
+        return None
+    if fail:
+        raise FlowlibError(f"step {step!r}: {bad[0][1]}") from None
+    failed += [DeadLetter.from_error(f"{step}.key_by", FlowlibError(m), e) for e, m in bad]
+    return [i for i, k in enumerate(keys) if _unhashable_key(k) is None]
 
 
 def _by_group(keys: list[Any], events: list[Any], group: GroupOf) -> dict[str, KeyRuns]:
@@ -144,17 +155,11 @@ def _route_timed(
     try:
         return split(keys, events, times, group), failed
     except TypeError:
-        bad = [(e, msg) for k, e in zip(keys, events, strict=True)
-               if (msg := _unhashable_key(k)) is not None]
-        if not bad:
+        kept = _hashable_rows(keys, events, step, fail, failed)
+        if kept is None:
             raise
-        if fail:
-            raise FlowlibError(f"step {step!r}: {bad[0][1]}") from None
-        failed += [DeadLetter.from_error(f"{step}.key_by", FlowlibError(m), e) for e, m in bad]
-        kept = [(k, e, t) for k, e, t in zip(keys, events, times, strict=True)
-                if _unhashable_key(k) is None]
         return split(
-            [k for k, _, _ in kept], [e for _, e, _ in kept], [t for _, _, t in kept], group
+            [keys[i] for i in kept], [events[i] for i in kept], [times[i] for i in kept], group
         ), failed
 
 

@@ -204,3 +204,21 @@ def test_unhashable_keys_are_refused_at_build_and_dead_lettered_at_run() -> None
     assert [(d.step, d.record) for d in dead.items] == [("c.key_by", "4")]
     assert "key [4] is not hashable" in dead.items[0].error
     assert report.step("c").records_in == 30
+
+
+def test_unhashable_keys_on_the_event_time_batch_path_are_dead_lettered() -> None:
+    from operators.aggregations import Count as CountAgg
+    from operators.windows import TumblingWindows, WindowResult
+
+    dead = ListSink(DeadLetter)
+    out = ListSink[WindowResult[Any, int]]()
+    flow = Flow("timed_lists", dead_letters=dead)
+    nums = flow.source(ListSource(range(30), int, batch_size=7), name="nums")
+    timed = nums.with_event_time(lambda x: x, unit="s")
+    keyed = timed.key_by(lambda x: [x] if x == 4 else x % 3)
+    keyed.process(TumblingWindows(timedelta(seconds=100), CountAgg()), name="w").sink(out)
+    report = run(flow)
+    assert sorted((w.key, w.value) for w in out.items) == [(0, 10), (1, 9), (2, 10)]
+    assert [(d.step, d.record) for d in dead.items] == [("w.key_by", "4")]
+    assert "key [4] is not hashable" in dead.items[0].error
+    assert report.step("w").records_in == 30
