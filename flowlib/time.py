@@ -48,6 +48,8 @@ __all__ = [
     "TimeUnit",
     "Timer",
     "TimerKind",
+    "from_micros",
+    "to_micros",
 ]
 
 T = TypeVar("T")
@@ -63,6 +65,30 @@ TimeUnit = Literal["s", "ms", "us"]
 """The unit of integer event times, counted from the epoch (1970-01-01T00:00:00Z)."""
 
 MICROS_PER_UNIT: dict[TimeUnit, int] = {"s": 1_000_000, "ms": 1_000, "us": 1}
+
+_MICROSECOND = timedelta(microseconds=1)
+_END_MICROS = (END_OF_TIME - EPOCH) // _MICROSECOND
+
+
+def to_micros(t: datetime) -> int:
+    """``t`` (tz-aware) in whole microseconds since the epoch: the integer form window
+    operators and the engine's batch path compute with.
+
+    >>> to_micros(EPOCH + timedelta(seconds=1, microseconds=5))
+    1000005
+    """
+    return (t - EPOCH) // _MICROSECOND
+
+
+def from_micros(us: int) -> datetime:
+    """The datetime ``us`` microseconds after the epoch; at most :data:`END_OF_TIME`.
+
+    >>> from_micros(1_000_005) == EPOCH + timedelta(seconds=1, microseconds=5)
+    True
+    >>> from_micros(2**62) == END_OF_TIME
+    True
+    """
+    return END_OF_TIME if us >= _END_MICROS else EPOCH + timedelta(microseconds=us)
 
 
 @dataclass(frozen=True, slots=True)

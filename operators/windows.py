@@ -49,7 +49,7 @@ from typing_extensions import TypeVar, override
 from flowlib.codecs import codec_for
 from flowlib.errors import FlowlibError
 from flowlib.processor import Context, Processor
-from flowlib.time import END_OF_TIME, EPOCH, Timer
+from flowlib.time import END_OF_TIME, EPOCH, Timer, from_micros, to_micros
 from operators.aggregations import Aggregate
 
 __all__ = ["Session", "SessionWindows", "SlidingWindows", "TumblingWindows", "WindowResult"]
@@ -64,17 +64,9 @@ Acc = TypeVar("Acc")
 Out = TypeVar("Out")
 
 _US = timedelta(microseconds=1)
-_END_US = (END_OF_TIME - EPOCH) // _US
+_END_US = to_micros(END_OF_TIME)
 _NO_WATERMARK = -(2**63)  # below every event time: nothing has fired yet
 _MISSING: Any = object()
-
-
-def _us(t: datetime) -> int:
-    return (t - EPOCH) // _US
-
-
-def _time(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=min(us, _END_US))
 
 
 def _event_us(ctx: Context[Any, Any, Any], op: object) -> int:
@@ -84,7 +76,7 @@ def _event_us(ctx: Context[Any, Any, Any], op: object) -> int:
             "e.g. stream.with_event_time('at')"
         )
         raise FlowlibError(msg)
-    return _us(ctx.event_time)
+    return to_micros(ctx.event_time)
 
 
 def _watermark_us(ctx: Context[Any, Any, Any]) -> int:
@@ -95,7 +87,7 @@ def _watermark_us(ctx: Context[Any, Any, Any]) -> int:
     global _last_watermark
     last, us = _last_watermark
     if wm is not last:
-        us = _us(wm)
+        us = to_micros(wm)
         _last_watermark = (wm, us)
     return us
 
@@ -161,7 +153,7 @@ class _FixedWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In,
         self._every_us = self._length_us  # sliding windows hop by less
         # Windows start and end only at multiples of this (from align_to).
         self._bucket_us = self._length_us
-        self._align_us = _us(align_to)
+        self._align_us = to_micros(align_to)
         self.state_type = _checked(GenericAlias(dict, (int, _acc_type(aggregate))))
 
     @abstractmethod
@@ -170,11 +162,13 @@ class _FixedWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In,
 
     def windows_of(self, t: datetime) -> list[tuple[datetime, datetime]]:
         """The ``(start, end)`` of every window an event at ``t`` belongs to."""
-        return [(_time(s), _time(s + self._length_us)) for s in self._starts(_us(t))]
+        length = self._length_us
+        return [(from_micros(s), from_micros(s + length)) for s in self._starts(to_micros(t))]
 
     def _result(self, key: Key, start: int, acc: Acc, update: bool) -> WindowResult[Key, Out]:
         return WindowResult(
-            key, _time(start), _time(start + self._length_us), self.aggregate.result(acc), update
+            key, from_micros(start), from_micros(start + self._length_us),
+            self.aggregate.result(acc), update,
         )
 
     @override
@@ -207,9 +201,9 @@ class _FixedWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In,
                 # it would have): emit now rather than wait for a timer that already passed.
                 ctx.emit(self._result(ctx.key, start, acc, update=not fresh))
             elif fresh:
-                ctx.timers.at_event_time(_time(end))
+                ctx.timers.at_event_time(from_micros(end))
             if fresh and lateness:
-                ctx.timers.at_event_time(_time(end + lateness))
+                ctx.timers.at_event_time(from_micros(end + lateness))
 
     @override
     def process_batch(
@@ -239,7 +233,7 @@ class _FixedWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In,
             if end <= watermark:
                 ctx.emit(self._result(key, start, acc, update=not fresh))
             elif fresh:
-                ctx.timers.at_event_time(_time(end))
+                ctx.timers.at_event_time(from_micros(end))
         ctx.state.set(windows)
 
     def _fold_run(
@@ -318,7 +312,7 @@ class _FixedWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In,
         windows = ctx.state.get_optional()
         if windows is None or timer.kind != "event":
             return
-        now = _us(timer.time)
+        now = to_micros(timer.time)
         # One timer time may be both a window's end and another window's cleanup time.
         closing = now - self._length_us
         if closing in windows:
@@ -456,8 +450,8 @@ class SessionWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In
     def _result(self, key: Key, session: Session[Acc], update: bool) -> WindowResult[Key, Out]:
         return WindowResult(
             key,
-            _time(session.start_us),
-            _time(session.last_us + self._gap_us),
+            from_micros(session.start_us),
+            from_micros(session.last_us + self._gap_us),
             self.aggregate.result(session.acc),
             update,
         )
@@ -498,12 +492,12 @@ class SessionWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In
             ctx.emit(self._result(ctx.key, session, update=session.fired))
             session.fired = True
         else:
-            ctx.timers.at_event_time(_time(fire_at))
-        ctx.timers.at_event_time(_time(cleanup_at))
+            ctx.timers.at_event_time(from_micros(fire_at))
+        ctx.timers.at_event_time(from_micros(cleanup_at))
         # Timers are per key and time, so a time another session still needs must stay.
         stale -= {time for s in sessions for time in self._timer_times(s, lateness)}
         for time in stale:
-            ctx.timers.cancel(_time(time))
+            ctx.timers.cancel(from_micros(time))
         ctx.state.set(sessions)
 
     @override
@@ -513,7 +507,7 @@ class SessionWindows(Processor[In, WindowResult[Key, Out], Key, Any], Generic[In
         sessions = ctx.state.get_optional()
         if sessions is None or timer.kind != "event":
             return
-        now = _us(timer.time)
+        now = to_micros(timer.time)
         lateness = ctx.allowed_lateness // _US
         kept: list[Session[Acc]] = []
         for s in sessions:

@@ -16,11 +16,11 @@ from flowlib.codecs import codec_for
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine._incremental import Checkpoints, GroupStore
 from flowlib.engine._snapshots import decode_snapshot, encode_snapshot
-from flowlib.engine._timing import Micros, as_datetime, micros
+from flowlib.engine._timing import Micros
 from flowlib.errors import FlowlibError
 from flowlib.processor import Context, Processor, ValueState
 from flowlib.state import StateBackend, StateBackendFactory, snapshot_schema
-from flowlib.time import END_OF_TIME, EventTime, Late, Timer
+from flowlib.time import END_OF_TIME, EventTime, Late, Timer, from_micros, to_micros
 from flowlib.timers import TimerTable
 
 __all__ = [
@@ -106,6 +106,7 @@ class KeyGroup:
         self.max_event_time: datetime | None = None
         self.eof_done = False
         self._last_event_wall: datetime | None = None
+        self._batched = uses_batches(spec.processor, spec.event_time)
         cp = spec.checkpoints
         self._store: GroupStore | None = None
         if cp is not None and cp.incremental and self.backend.supports_change_tracking:
@@ -148,8 +149,7 @@ class KeyGroup:
         res = GroupOutput()
         ctx, spec = self.ctx, self.spec
         ctx._out, ctx._dead, ctx._fail = res.out, res.dead, spec.fail
-        et = spec.event_time
-        batched = uses_batches(spec.processor, et)
+        et, batched = spec.event_time, self._batched
         for runs in batches:
             if et is None:
                 self._run(runs, res, batched)
@@ -283,9 +283,9 @@ class KeyGroup:
         # remembered while the datetimes stay the same objects.
         memo_wm, wm_us, memo_top, top_us = self._us_memo
         if wm is not memo_wm:
-            wm_us = None if wm is None else micros(wm)
+            wm_us = None if wm is None else to_micros(wm)
         if top is not memo_top:
-            top_us = None if top is None else micros(top)
+            top_us = None if top is None else to_micros(top)
         old_top_us = top_us
         late = res.late
         ready: list[tuple[Any, list[Any], list[int]]] = []
@@ -299,7 +299,7 @@ class KeyGroup:
                     cut = bisect_left(times, wm_us)
                     assert wm is not None
                     late += [
-                        Late(step, key, e, as_datetime(t), wm)
+                        Late(step, key, e, from_micros(t), wm)
                         for e, t in zip(events[:cut], times[:cut], strict=True)
                     ]
                     if cut == len(events):
@@ -318,7 +318,7 @@ class KeyGroup:
                 seen += len(events)
                 for e, t in zip(events, times, strict=True):
                     if mark is not None and t < mark:
-                        late.append(Late(step, key, e, as_datetime(t), as_datetime(mark)))
+                        late.append(Late(step, key, e, from_micros(t), from_micros(mark)))
                         continue
                     if top_us is None or t > top_us:
                         top_us = t
@@ -341,14 +341,14 @@ class KeyGroup:
             except Exception as exc:
                 self._failed_run(events, exc, res)
         if top_us is not None and (old_top_us is None or top_us > old_top_us):
-            top = self.max_event_time = as_datetime(top_us)
+            top = self.max_event_time = from_micros(top_us)
             delay = et.max_out_of_orderness // _US
             mark_us = top_us - delay
             if wm_us is None or mark_us > wm_us:
-                self._advance(as_datetime(mark_us) if delay else top, res)
+                self._advance(from_micros(mark_us) if delay else top, res)
         new_wm = self.watermark
         if new_wm is not wm:
-            wm_us = None if new_wm is None else micros(new_wm)
+            wm_us = None if new_wm is None else to_micros(new_wm)
         self._us_memo = (new_wm, wm_us, self.max_event_time, top_us)
         return seen > 0
 

@@ -13,21 +13,13 @@ from typing import Any
 
 from flowlib.time import END_OF_TIME, EPOCH, MICROS_PER_UNIT, EventTime
 
-__all__ = ["END_US", "MIN_US", "Micros", "as_datetime", "micros"]
+__all__ = ["END_US", "MIN_US", "Micros"]
 
 _US = timedelta(microseconds=1)
 END_US = (END_OF_TIME - EPOCH) // _US
 MIN_US = (datetime.min.replace(tzinfo=EPOCH.tzinfo) - EPOCH) // _US
 
 
-def micros(t: datetime) -> int:
-    """``t`` in whole microseconds since the epoch."""
-    return (t - EPOCH) // _US
-
-
-def as_datetime(us: int) -> datetime:
-    """The datetime of ``us`` microseconds since the epoch (the end of time at most)."""
-    return END_OF_TIME if us >= END_US else EPOCH + timedelta(microseconds=us)
 
 
 class Micros:
