@@ -130,6 +130,22 @@ class StateBackend(ABC, Generic[K, V]):
         msg = f"{type(self).__name__} does not record changes (no incremental checkpoints)"
         raise NotImplementedError(msg)
 
+    def take_change_lists(self) -> tuple[list[K], list[V], list[K]]:
+        """:meth:`take_changes` as Python lists: keys written, their values, keys deleted.
+
+        The engine writes the changes of all the key groups of a worker as one segment per
+        epoch, from these lists; a backend may override this to skip building a table per
+        group (the default converts the one :meth:`take_changes` returns).
+        """
+        changed, deleted = self.take_changes()
+        keys = self.key_codec.from_arrow(changed.column("key"))
+        return keys, self.value_codec.from_arrow(changed.column("value")), list(deleted)
+
+    def has_changes(self) -> bool:
+        """Whether :meth:`take_changes` would report anything; may say ``True`` when unsure
+        (the default), never ``False`` when there are changes."""
+        return True
+
     def forget_changes(self) -> None:
         """Forget the changes recorded so far, as :meth:`take_changes` would, without building
         them (a group that writes a full snapshot instead)."""

@@ -308,11 +308,24 @@ class DiskBackend(StateBackend[K, V]):
             self._changed = set()
 
     @override
+    def has_changes(self) -> bool:
+        return bool(self._changed)
+
+    @override
     def take_changes(self) -> tuple[pa.Table, list[K]]:
         import pyarrow as pa
 
+        keys, values, deleted = self.take_change_lists()
+        table = pa.Table.from_arrays(
+            [self.key_codec.to_arrow(keys), self.value_codec.to_arrow(values)],
+            schema=snapshot_schema(self.key_codec, self.value_codec),
+        )
+        return table, deleted
+
+    @override
+    def take_change_lists(self) -> tuple[list[K], list[V], list[K]]:
         if self._changed is None:
-            msg = "take_changes() before track_changes()"
+            msg = "changes taken before track_changes()"
             raise RuntimeError(msg)
         keys: list[K] = []
         values: list[V] = []
@@ -327,8 +340,4 @@ class DiskBackend(StateBackend[K, V]):
                 keys.append(k)
                 values.append(value)
         self._changed.clear()
-        table = pa.Table.from_arrays(
-            [self.key_codec.to_arrow(keys), self.value_codec.to_arrow(values)],
-            schema=snapshot_schema(self.key_codec, self.value_codec),
-        )
-        return table, deleted
+        return keys, values, deleted

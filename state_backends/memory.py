@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from typing_extensions import override
 
@@ -14,8 +14,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["MemoryBackend"]
-
-_GONE: Any = object()  # what a deleted key maps to in the record of changes
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -46,10 +44,13 @@ class MemoryBackend(StateBackend[K, V]):
     def __init__(self, key_codec: Codec[K], value_codec: Codec[V]) -> None:
         super().__init__(key_codec, value_codec)
         self._data: dict[K, V] = {}
-        # Keys written (with their value) or deleted (_GONE) since the last take_changes();
-        # None while not tracking. Values are kept here so that taking the changes reads this
-        # small dict in order, not the whole state at random (cache misses on large state).
-        self._dirty: dict[K, Any] | None = None
+        # Keys written since the last take_changes(), with their value; None while not
+        # tracking. Values are kept here so that taking the changes reads this small dict in
+        # order, not the whole state at random (cache misses on large state).
+        self._dirty: dict[K, V] | None = None
+        # Keys deleted since then. A key deleted and written again is in both: the write wins
+        # (it is in _dirty only if its last operation was a write), so put() stays one store.
+        self._gone: set[K] = set()
         self._schema: pa.Schema | None = None
 
     @override
@@ -66,7 +67,8 @@ class MemoryBackend(StateBackend[K, V]):
     def delete(self, key: K) -> None:
         self._data.pop(key, None)
         if self._dirty is not None:
-            self._dirty[key] = _GONE
+            self._dirty.pop(key, None)
+            self._gone.add(key)
 
     @override
     def __contains__(self, key: object) -> bool:
@@ -101,18 +103,7 @@ class MemoryBackend(StateBackend[K, V]):
     def take_changes(self) -> tuple[pa.Table, list[K]]:
         import pyarrow as pa
 
-        dirty = self._dirty
-        if dirty is None:
-            msg = "take_changes() before track_changes()"
-            raise RuntimeError(msg)
-        keys = list(dirty)
-        values = list(dirty.values())
-        deleted: list[K] = []
-        if any(v is _GONE for v in values):
-            deleted = [k for k, v in zip(keys, values, strict=True) if v is _GONE]
-            kept = [(k, v) for k, v in zip(keys, values, strict=True) if v is not _GONE]
-            keys, values = [k for k, _ in kept], [v for _, v in kept]
-        dirty.clear()  # in place: the put of accessors() holds this dict
+        keys, values, deleted = self.take_change_lists()
         if self._schema is None:
             self._schema = snapshot_schema(self.key_codec, self.value_codec)
         table = pa.Table.from_arrays(
@@ -122,9 +113,27 @@ class MemoryBackend(StateBackend[K, V]):
         return table, deleted
 
     @override
+    def take_change_lists(self) -> tuple[list[K], list[V], list[K]]:
+        dirty = self._dirty
+        if dirty is None:
+            msg = "changes taken before track_changes()"
+            raise RuntimeError(msg)
+        gone = self._gone
+        deleted = [k for k in gone if k not in dirty] if gone else []
+        out = list(dirty), list(dirty.values()), deleted
+        dirty.clear()  # in place: the put of accessors() holds this dict
+        gone.clear()
+        return out
+
+    @override
+    def has_changes(self) -> bool:
+        return bool(self._dirty or self._gone)
+
+    @override
     def forget_changes(self) -> None:
         if self._dirty is not None:
             self._dirty.clear()
+            self._gone.clear()
 
     @override
     def restore(self, table: pa.Table) -> None:
@@ -145,7 +154,9 @@ class MemoryBackend(StateBackend[K, V]):
             pop(k, None)
         if self._dirty is not None:
             self._dirty.update(zip(keys, values, strict=True))
-            self._dirty.update(dict.fromkeys(deleted, _GONE))
+            for k in deleted:
+                self._dirty.pop(k, None)
+            self._gone.update(deleted)
 
     @override
     def snapshot(self) -> pa.Table:
@@ -161,5 +172,6 @@ class MemoryBackend(StateBackend[K, V]):
     @override
     def clear(self) -> None:
         if self._dirty is not None:
-            self._dirty.update(dict.fromkeys(self._data, _GONE))
+            self._gone.update(self._data)
+            self._dirty.clear()
         self._data.clear()
