@@ -29,8 +29,8 @@ from typing import Any
 import pyarrow as pa
 
 from flowlib.engine._evolution import conform_arrow, schema_from_text
-from flowlib.engine._incremental import STATE_DIR, step_dir
 from flowlib.engine._recovery import MANIFEST
+from flowlib.engine._segment_files import STATE_DIR, step_dir
 from flowlib.engine._snapshots import read_state_table
 from flowlib.errors import FlowlibError
 

@@ -37,33 +37,28 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import secrets
-import sqlite3
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from flowlib.codecs import Codec, codec_for
 from flowlib.engine._keygroups import group_of
+from flowlib.engine._segment_files import FILES, STATE_DIR, step_dir, stored_snapshots
+from flowlib.engine._shared_deltas import shared_deltas
 from flowlib.engine._snapshots import (
     ChainFile,
     IncrementalEncoder,
+    chain_entry,
     encode_snapshot,
-    read_record,
+    record_files,
 )
 from flowlib.errors import FlowlibError
 from flowlib.state import StateBackend, snapshot_schema
 from flowlib.time import TimerKind
 
-__all__ = ["STATE_DIR", "Checkpoints", "GroupStore", "step_dir"]
-
-STATE_DIR = "flowlib-state"
-"""The directory of incremental checkpoint files inside a recovery directory."""
+__all__ = ["Checkpoints", "GroupStore"]
 
 
 @dataclass(frozen=True)
@@ -75,56 +70,9 @@ class Checkpoints:
     max_key_groups: int
     incremental: bool = False
     compact_ratio: float = 1.0
-    max_deltas: int = 32
+    max_deltas: int = 64
     inline_rows: int = 1000
     fsync: bool = False  # see docs/checkpoints.md: kill -9 safe without; power loss needs it
-
-
-class _OpenFiles:
-    """Delta files kept open between epochs (opening a file per group per epoch is a good
-    part of an incremental checkpoint's cost), least recently used closed beyond ``limit``."""
-
-    def __init__(self, limit: int) -> None:
-        self._fds: OrderedDict[str, int] = OrderedDict()
-        self._limit = limit
-        self._lock = threading.Lock()  # the workers of a process are threads
-
-    def write(self, path: str, flags: int, data: bytes, *, keep: bool, fsync: bool) -> None:
-        with self._lock:
-            fd = self._fds.pop(path, None)
-        if fd is None:
-            fd = os.open(path, flags, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if fsync:
-                os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        if not keep:
-            os.close(fd)
-            return
-        with self._lock:
-            self._fds[path] = fd
-            old = self._fds.popitem(last=False)[1] if len(self._fds) > self._limit else None
-        if old is not None:
-            os.close(old)
-
-    def forget(self, path: str) -> None:
-        with self._lock:
-            fd = self._fds.pop(path, None)
-        if fd is not None:
-            os.close(fd)
-
-
-_FILES = _OpenFiles(256)
-
-
-def step_dir(step: str) -> str:
-    """The directory name of ``step``'s files (step ids may hold any character)."""
-    return quote(step, safe="")
 
 
 class GroupStore:
@@ -144,13 +92,23 @@ class GroupStore:
         self._value_type = value_type
         self._group_of = group_of(key_codec, cfg.max_key_groups)
         self._key_codec = key_codec
-        self._encoder = IncrementalEncoder(
-            step, key_type, value_type, snapshot_schema(key_codec, codec_for(value_type))
+        value_codec = codec_for(value_type)
+        schema = snapshot_schema(key_codec, value_codec)
+        self._encoder = IncrementalEncoder(step, key_type, value_type, schema)
+        self._shared = shared_deltas(
+            cfg.root, f"{cfg.flow}.{step}", step, self._encoder, key_codec, value_codec,
+            schema, cfg.fsync,
         )
+        self._shared.join(self)
+        # The backend, once the group writes deltas (it then records changes), for the
+        # shared segment of an epoch; and this group's part of it, until recorded.
+        self._backend: StateBackend[Any, Any] | None = None
+        self._part: ChainFile | None = None
         self._token = secrets.token_hex(4)
         self._seq = 0
         self._group: str | None = None
         self._chain: list[ChainFile] = []
+        self._entries: list[bytes] = []  # the chain as its record lists it
         self._compact = False
         self._paths: frozenset[str] = frozenset()  # the files of the chain
         self._delta_bytes = 0  # the size of its deltas
@@ -160,12 +118,16 @@ class GroupStore:
         # Records returned by this run that bytewax may not have stored yet: (seq, files).
         self._unconfirmed: list[tuple[int, frozenset[str]]] = []
 
-    def resume(self, chain: tuple[ChainFile, ...]) -> None:
-        """Continue the chain of the record the group was restored from."""
+    def resume(
+        self, chain: tuple[ChainFile, ...], backend: StateBackend[Any, Any] | None = None
+    ) -> None:
+        """Continue the chain of the record the group was restored from (``backend``: the
+        group's, recording changes from now on)."""
         if chain:
             self._group = chain[0].path.split("/")[-2]
             self._set_chain(list(chain))
             self._check_compaction()
+            self._backend = backend
 
     @property
     def writes_deltas(self) -> bool:
@@ -174,10 +136,49 @@ class GroupStore:
 
     def _set_chain(self, chain: list[ChainFile]) -> None:
         self._chain = chain
+        self._entries = [chain_entry(f) for f in chain]
         self._paths = frozenset(f.path for f in chain)
-        self._delta_bytes = sum(f.size for f in chain[1:])
+        self._delta_bytes = sum(self._bytes_of(f) for f in chain[1:])
         self._compact = False
         self._log = None  # deltas go to a new file of this run
+        self._part = None
+
+    def _bytes_of(self, delta: ChainFile) -> int:
+        """A delta's bytes, for compaction: a shared segment's are counted in proportion to
+        the group's rows, at the base's bytes per row."""
+        if delta.part is None:
+            return delta.size
+        base = self._chain[0]
+        return delta.rows * base.size // max(1, base.rows)
+
+    def _append(self, delta: ChainFile) -> None:
+        self._chain.append(delta)
+        self._entries.append(chain_entry(delta))
+        if delta.path not in self._paths:
+            self._paths = self._paths | {delta.path}
+        self._delta_bytes += self._bytes_of(delta)
+
+    # --- the shared segment of an epoch (see _shared_deltas) -------------------------------
+
+    def takes_shared(self) -> StateBackend[Any, Any] | None:
+        """The backend, when the group's changes may go into the next shared segment."""
+        b = self._backend
+        if (b is None or self._part is not None or self._compact or not self._chain
+                or len(b) < self._cfg.inline_rows // 2 or not b.has_changes()):
+            return None
+        return b
+
+    def give_part(self, part: ChainFile) -> None:
+        self._part = part
+
+    def referenced(self) -> set[str]:
+        """Every file a chain of this group (recorded or about to be) lists."""
+        out = set(self._paths)
+        for _, paths in self._unconfirmed:
+            out |= paths
+        if self._part is not None:
+            out.add(self._part.path)
+        return out
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -194,6 +195,20 @@ class GroupStore:
         """The bytes for bytewax: a full snapshot (small group) or a record naming a new base
         or the chain with a new delta. ``tracking`` says whether ``backend`` records changes:
         it must once :attr:`writes_deltas` is true."""
+        data = self._snapshot(backend, timers, watermark, max_event_time, eof_done, tracking)
+        # From now on the backend records changes iff the group writes deltas (KeyGroup).
+        self._backend = backend if self._chain else None
+        return data
+
+    def _snapshot(
+        self,
+        backend: StateBackend[Any, Any],
+        timers: list[tuple[Any, datetime, TimerKind]],
+        watermark: datetime | None,
+        max_event_time: datetime | None,
+        eof_done: bool,
+        tracking: bool,
+    ) -> bytes:
         size = len(backend)
         small = size < self._cfg.inline_rows
         if small and (not self._chain or size < self._cfg.inline_rows // 2):
@@ -223,15 +238,19 @@ class GroupStore:
             self._collect()
         else:
             assert tracking, "a chain grows only with changes recorded"
-            changed, deleted = backend.take_changes()
-            if not changed.num_rows and not deleted:
+            if self._part is None:  # the first group of the epoch: one segment for all
+                self._shared.write_round()
+            length = len(self._chain)
+            if self._part is not None:
+                self._append(self._part)
+                self._part = None
+            if backend.has_changes():  # changed after its part was taken: a segment of its own
+                changed, deleted = backend.take_changes()
+                if changed.num_rows or deleted:
+                    gone = self._key_codec.to_arrow(deleted) if deleted else self._no_keys
+                    self._append(self._write("delta", changed, gone))
+            if len(self._chain) == length:
                 return self._record(timers, watermark, max_event_time, eof_done)
-            gone = self._key_codec.to_arrow(deleted) if deleted else self._no_keys
-            segment = self._write("delta", changed, gone)
-            self._chain.append(segment)
-            if len(self._chain) == 2:
-                self._paths = self._paths | {segment.path}
-            self._delta_bytes += segment.size
             self._check_compaction()
         return self._record(timers, watermark, max_event_time, eof_done)
 
@@ -249,7 +268,8 @@ class GroupStore:
         else:
             self._unconfirmed.append((self._seq, paths))
         return self._encoder.record(
-            timers, watermark, max_event_time, eof_done, self._chain, f"{self._token}:{self._seq}"
+            timers, watermark, max_event_time, eof_done, self._entries,
+            f"{self._token}:{self._seq}",
         )
 
     def _dir(self) -> str:
@@ -273,7 +293,7 @@ class GroupStore:
         # The record naming these bytes is handed to bytewax only after this returns (and
         # os.write leaves no bytes in this process: a kill -9 loses none); bytes a crashed run
         # appended after the record a resume uses are never read.
-        _FILES.write(path, flags, data, keep=kind == "delta", fsync=self._cfg.fsync)
+        FILES.write(path, flags, data, keep=kind == "delta", fsync=self._cfg.fsync)
         if kind == "delta":
             self._log_size = offset + len(data)
         if self._cfg.fsync and offset == 0:
@@ -291,7 +311,7 @@ class GroupStore:
         assert self._group is not None
         # Spread the compactions of a step's groups over epochs: each group compacts at a half
         # to all of the limits, so that a step does not rewrite all its state in one epoch.
-        spread = 0.5 + (int(self._group) % 8) / 14
+        spread = 0.5 + (int(self._group) % 32) / 62
         limit = max(1, round(self._cfg.max_deltas * spread))
         if deltas > self._cfg.compact_ratio * spread * base or len(self._chain) - 1 >= limit:
             self._compact = True
@@ -310,18 +330,18 @@ class GroupStore:
         current = {f.path for f in self._chain}
         if all(f"{self._dir()}/{name}" in current for name in names):
             return  # nothing could go: spare the read of bytewax's store
-        stored = self._stored_records()
+        stored = stored_snapshots(self._cfg.root, f"{self._cfg.flow}.{self._step}", self._group)
         if stored is None:  # could not read bytewax's store now: keep everything, retry later
             return
         keep = {f.path for f in self._chain}
         newest_own = 0
         for data in stored:
             try:
-                meta, chain = read_record(data, self._step)
+                listed, writer = record_files(data, self._step)
             except FlowlibError:
                 return  # a damaged row: leave the files alone, the resume will say what is wrong
-            keep.update(f.path for f in chain)
-            token, _, seq = meta.get(b"flowlib.writer", b"").decode().partition(":")
+            keep |= listed
+            token, _, seq = writer.partition(":")
             if token == self._token and seq.isdigit():
                 newest_own = max(newest_own, int(seq))
         self._unconfirmed = [(s, p) for s, p in self._unconfirmed if s > newest_own]
@@ -329,30 +349,6 @@ class GroupStore:
             keep |= paths
         for name in names:
             if f"{self._dir()}/{name}" not in keep:
-                _FILES.forget(os.path.join(self._cfg.root, f"{self._dir()}/{name}"))
+                FILES.forget(os.path.join(self._cfg.root, f"{self._dir()}/{name}"))
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(directory / name)
-
-    def _stored_records(self) -> list[bytes] | None:
-        """Every snapshot bytewax stores for this group, in any partition; ``None`` when a
-        partition cannot be read right now."""
-        out: list[bytes] = []
-        step_id = f"{self._cfg.flow}.{self._step}"
-        for part in sorted(self._cfg.root.glob("part-*.sqlite3")):
-            try:
-                db = sqlite3.connect(part, timeout=5)
-                try:
-                    rows = db.execute(
-                        "SELECT ser_change FROM snaps WHERE step_id = ? AND state_key = ?",
-                        (step_id, self._group),
-                    ).fetchall()
-                finally:
-                    db.close()
-            except sqlite3.Error:
-                return None
-            for (blob,) in rows:
-                if blob is not None:
-                    data = pickle.loads(blob)  # bytewax's own framing of our bytes
-                    if isinstance(data, bytes):
-                        out.append(data)
-        return out

@@ -36,7 +36,7 @@ from flowlib.engine._evolution import (
     schema_to_text,
     type_names,
 )
-from flowlib.engine._incremental import STATE_DIR, step_dir
+from flowlib.engine._segment_files import STATE_DIR, step_dir
 from flowlib.engine._snapshots import read_record, read_state_table, schema_fingerprint
 from flowlib.errors import FlowBuildError, FlowlibError, StateSchemaError
 from flowlib.flow import Flow

@@ -29,7 +29,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,21 +52,25 @@ if TYPE_CHECKING:
 __all__ = [
     "ChainFile",
     "GroupSnapshot",
+    "chain_entry",
     "decode_snapshot",
     "IncrementalEncoder",
     "encode_snapshot",
+    "forget_shared_segments",
     "merge_chain",
     "read_chain",
     "read_record",
+    "record_chain",
+    "record_files",
     "schema_fingerprint",
     "snapshot_version",
 ]
 
 _MAGIC = b"FLWG"
 _VERSION = 2
-_RECORD_VERSION = 3  # an incremental record
-_READABLE = (1, 2, 3)
-_PARTS = {1: 2, 2: 2, 3: 3}  # parts of each version
+_RECORD_VERSION = 4  # an incremental record (4: chains may list parts of shared segments)
+_READABLE = (1, 2, 3, 4)
+_PARTS = {1: 2, 2: 2, 3: 3, 4: 3}  # parts of each version
 _SEGMENT_MAGIC = b"FLWS"
 _SEGMENT_VERSION = 1
 _LEN = struct.Struct("<Q")
@@ -89,7 +95,11 @@ class ChainFile:
     offset: int  # where the segment starts in the file (deltas are appended to one file)
     size: int  # bytes
     crc: int  # CRC-32 of the payload, as in the segment's header
-    rows: int  # rows plus deleted keys
+    rows: int  # rows plus deleted keys (of this group's part, for a shared segment)
+    # A segment shared by the key groups of a worker (one per epoch, see _shared_deltas):
+    # this group's rows are [row_start, row_end) of its table, its deleted keys
+    # [del_start, del_end) of the deleted ones. None: the whole segment is this group's.
+    part: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -188,13 +198,15 @@ class IncrementalEncoder:
         watermark: datetime | None,
         max_event_time: datetime | None,
         eof_done: bool,
-        chain: Sequence[ChainFile],
+        chain: Sequence[bytes],
         writer: str,
     ) -> bytes:
         """An incremental record: what :func:`encode_snapshot` holds, the state being in
-        ``chain``. ``writer`` (``"<token>:<sequence number>"``) names the run that wrote it."""
+        ``chain`` (its segments, each as :func:`chain_entry` encodes it). ``writer``
+        (``"<token>:<sequence number>"``) names the run that wrote it."""
         info = orjson.dumps({
-            "chain": [[f.path, f.offset, f.size, f.crc, f.rows] for f in chain],
+            # the entries are encoded once, when written: a chain grows to tens of segments
+            "chain": orjson.Fragment(b"[%b]" % b",".join(chain)),
             "watermark": watermark.isoformat() if watermark else None,
             "max_event_time": max_event_time.isoformat() if max_event_time else None,
             "eof_done": eof_done,
@@ -202,6 +214,12 @@ class IncrementalEncoder:
         })
         parts = [self._state_head + _EOS, _timers_ipc(self._key_type, timers), info]
         return _frame(_MAGIC, _RECORD_VERSION, parts)[0]
+
+
+def chain_entry(segment: ChainFile) -> bytes:
+    """How a record lists ``segment`` (a JSON array, read back by :func:`read_record`)."""
+    entry = [segment.path, segment.offset, segment.size, segment.crc, segment.rows]
+    return orjson.dumps(entry if segment.part is None else [*entry, *segment.part])
 
 
 def _frame(magic: bytes, version: int, parts: list[bytes]) -> tuple[bytes, int]:
@@ -336,6 +354,25 @@ def read_state_table(data: bytes, step: str, root: Path | None = None) -> pa.Tab
     return merged.replace_schema_metadata(table.schema.metadata)
 
 
+def record_chain(data: bytes, step: str) -> tuple[ChainFile, ...]:
+    """The chain of a snapshot (empty for a full one), its Arrow parts left unread."""
+    parts = _split(data, step)
+    return _info(parts[2], step)[0] if len(parts) == 3 else ()
+
+
+def record_files(data: bytes, step: str) -> tuple[set[str], str]:
+    """The files a snapshot's chain lists and the writer of the record (``""`` for a full
+    snapshot): what garbage collection reads of every stored record, so nothing else."""
+    parts = _split(data, step)
+    if len(parts) < 3:
+        return set(), ""
+    try:
+        info = orjson.loads(parts[2].to_pybytes())
+        return {entry[0] for entry in info["chain"]}, str(info.get("writer", ""))
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise _corrupt(step, f"unreadable chain ({exc})") from None
+
+
 def read_record(data: bytes, step: str) -> tuple[dict[bytes, bytes], tuple[ChainFile, ...]]:
     """The state metadata and the chain of a snapshot (an empty chain for a full snapshot)."""
     import pyarrow as pa
@@ -371,9 +408,17 @@ def _info(data: pa.Buffer, step: str) -> tuple[tuple[ChainFile, ...], dict[str, 
     """The chain of a record, and its other fields (watermark, eof_done, writer ...)."""
     try:
         info: dict[str, Any] = orjson.loads(data.to_pybytes())
-        return tuple(ChainFile(*entry) for entry in info["chain"]), info
+        return tuple(_chain_file(*entry) for entry in info["chain"]), info
     except (ValueError, TypeError, KeyError) as exc:  # only with a colliding checksum
         raise _corrupt(step, f"unreadable chain ({exc})") from None
+
+
+def _chain_file(path: str, offset: int, size: int, crc: int, rows: int, *part: int) -> ChainFile:
+    if part and len(part) != 4:
+        msg = f"a chain entry of {5 + len(part)} fields"
+        raise ValueError(msg)
+    shared = (part[0], part[1], part[2], part[3]) if part else None
+    return ChainFile(path, offset, size, crc, rows, shared)
 
 
 def read_chain(
@@ -384,22 +429,73 @@ def read_chain(
     out = []
     files: dict[str, bytes] = {}
     for f in chain:
-        where = f"file {f.path}: " if f.offset == 0 else f"file {f.path} at {f.offset}: "
+        if f.part is not None:
+            rows, deleted = _shared_segment(root, f, step)
+            rs, re, ds, de = f.part
+            out.append((rows.slice(rs, re - rs), deleted.slice(ds, de - ds)))
+            continue
         if f.path not in files:
-            try:
-                files[f.path] = (root / f.path).read_bytes()
-            except FileNotFoundError:
-                raise _corrupt(step, f"file {f.path} is missing") from None
+            files[f.path] = _read_file(root, f, step)
         whole = files[f.path]
         if len(whole) < f.offset + f.size:
             raise _corrupt(step, f"file {f.path}: truncated ({len(whole)} bytes, the "
                            f"checkpoint recorded {f.size} from byte {f.offset})")
         data = whole[f.offset : f.offset + f.size] if len(whole) != f.size else whole
-        if data[:4] != _SEGMENT_MAGIC or data[4] != _SEGMENT_VERSION:
-            raise _corrupt(step, f"{where}not a flowlib checkpoint segment (bad magic or version)")
-        rows, deleted = _unframe(data, step, True, 2, where, crc_expected=f.crc)
-        out.append((_read_ipc(rows, step, where), _read_ipc(deleted, step, where)))
+        out.append(_segment_tables(data, f, step))
     return out
+
+
+def _read_file(root: Path, f: ChainFile, step: str) -> bytes:
+    try:
+        return (root / f.path).read_bytes()
+    except FileNotFoundError:
+        raise _corrupt(step, f"file {f.path} is missing") from None
+
+
+def _segment_tables(data: bytes, f: ChainFile, step: str) -> tuple[pa.Table, pa.Table]:
+    """The tables of the segment ``f`` names (``data``: its bytes), checked."""
+    where = f"file {f.path}: " if f.offset == 0 else f"file {f.path} at {f.offset}: "
+    if data[:4] != _SEGMENT_MAGIC or data[4] != _SEGMENT_VERSION:
+        raise _corrupt(step, f"{where}not a flowlib checkpoint segment (bad magic or version)")
+    rows, deleted = _unframe(data, step, True, 2, where, crc_expected=f.crc)
+    return _read_ipc(rows, step, where), _read_ipc(deleted, step, where)
+
+
+# The key groups of a worker restore from the same shared segments: each is read and checked
+# once (Arrow reads it without copying; the groups' tables are slices of it).
+_SHARED: OrderedDict[tuple[Path, str, int, int, int], tuple[pa.Table, pa.Table]] = OrderedDict()
+_SHARED_LIMIT = 256
+_SHARED_LOCK = threading.Lock()
+
+
+def forget_shared_segments() -> None:
+    """Drop the shared segments kept for restores (the engine, once its groups restored)."""
+    with _SHARED_LOCK:
+        _SHARED.clear()
+
+
+def _shared_segment(root: Path, f: ChainFile, step: str) -> tuple[pa.Table, pa.Table]:
+    key = (root, f.path, f.offset, f.size, f.crc)
+    with _SHARED_LOCK:
+        hit = _SHARED.get(key)
+        if hit is not None:
+            _SHARED.move_to_end(key)
+            return hit
+    try:
+        with open(root / f.path, "rb") as file:
+            file.seek(f.offset)
+            data = file.read(f.size)
+    except FileNotFoundError:
+        raise _corrupt(step, f"file {f.path} is missing") from None
+    if len(data) < f.size:
+        raise _corrupt(step, f"file {f.path}: truncated (the checkpoint recorded {f.size} "
+                       f"bytes from byte {f.offset}, {len(data)} are there)")
+    tables = _segment_tables(data, f, step)
+    with _SHARED_LOCK:
+        _SHARED[key] = tables
+        if len(_SHARED) > _SHARED_LIMIT:
+            _SHARED.popitem(last=False)
+    return tables
 
 
 def merge_chain(files: list[tuple[pa.Table, pa.Table]], step: str) -> pa.Table:
