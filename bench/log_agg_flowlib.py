@@ -4,9 +4,11 @@ Per (service, level) and 10-second window: count, sum and max of ``latency_ms``.
 
     flowlib run bench/log_agg_flowlib.py -- IN OUT
 
-flowlib has no event-time windows yet, so the window start is part of the key and every window
-is emitted at end of input. The result is the same as with windows that close on the watermark,
-since the input is in timestamp order and nothing is late.
+This is the hand-keyed variant, written before flowlib had event-time windows: the window start
+is part of the key and every window is emitted at end of input (the same result as windows that
+close on the watermark, since the input is in timestamp order and nothing is late). The same job
+on the window operators, streaming, is ``log_agg_windows_flowlib.py`` (the ``windows``
+benchmark).
 """
 
 from __future__ import annotations
