@@ -46,7 +46,7 @@ from typing import Any
 from flowlib.codecs import Codec, codec_for
 from flowlib.engine._keygroups import group_of
 from flowlib.engine._segment_files import FILES, STATE_DIR, step_dir, stored_snapshots
-from flowlib.engine._shared_deltas import shared_deltas
+from flowlib.engine._shared_deltas import SharedDeltas, shared_deltas
 from flowlib.engine._snapshots import (
     ChainFile,
     IncrementalEncoder,
@@ -95,10 +95,10 @@ class GroupStore:
         value_codec = codec_for(value_type)
         schema = snapshot_schema(key_codec, value_codec)
         self._encoder = IncrementalEncoder(step, key_type, value_type, schema)
-        self._shared = shared_deltas(
-            cfg.root, f"{cfg.flow}.{step}", step, self._encoder, key_codec, value_codec,
-            schema, cfg.fsync,
-        )
+        step_id = f"{cfg.flow}.{step}"
+        self._shared = shared_deltas(cfg.root, step_id, lambda: SharedDeltas(
+            cfg.root, step_id, step, self._encoder, key_codec, value_codec, cfg.fsync,
+        ))
         self._shared.join(self)
         # The backend, once the group writes deltas (it then records changes), for the
         # shared segment of an epoch; and this group's part of it, until recorded.

@@ -28,8 +28,9 @@ import secrets
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from flowlib.codecs import Codec
 from flowlib.engine._segment_files import FILES, STATE_DIR, step_dir, stored_snapshots
@@ -41,9 +42,6 @@ from flowlib.engine._snapshots import (
 )
 from flowlib.errors import FlowlibError
 from flowlib.state import StateBackend
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 __all__ = ["ROTATE_EPOCHS", "SHARED_DIR", "Member", "SharedDeltas", "shared_deltas"]
 
@@ -78,7 +76,6 @@ class SharedDeltas:
         encoder: IncrementalEncoder,
         key_codec: Codec[Any],
         value_codec: Codec[Any],
-        schema: pa.Schema,
         fsync: bool,
     ) -> None:
         self._root = root
@@ -87,7 +84,6 @@ class SharedDeltas:
         self._encoder = encoder
         self._key_codec = key_codec
         self._value_codec = value_codec
-        self._schema = schema
         self._fsync = fsync
         self._members: weakref.WeakSet[Any] = weakref.WeakSet()
         self._dir = f"{STATE_DIR}/{step_dir(step)}/{SHARED_DIR}"
@@ -130,7 +126,7 @@ class SharedDeltas:
             return
         rows = pa.Table.from_arrays(
             [self._key_codec.to_arrow(keys), self._value_codec.to_arrow(values)],
-            schema=self._schema,
+            schema=self._encoder.schema,
         )
         data, crc = self._encoder.segment(rows, self._key_codec.to_arrow(deleted))
         path, offset = self._append(data)
@@ -262,22 +258,12 @@ _ALL: weakref.WeakValueDictionary[tuple[Path, str, int], SharedDeltas] = (
 _ALL_LOCK = threading.Lock()
 
 
-def shared_deltas(
-    root: Path,
-    step_id: str,
-    step: str,
-    encoder: IncrementalEncoder,
-    key_codec: Codec[Any],
-    value_codec: Codec[Any],
-    schema: pa.Schema,
-    fsync: bool,
-) -> SharedDeltas:
-    """The shared segments of ``step`` for the calling worker (thread); its groups hold it."""
+def shared_deltas(root: Path, step_id: str, make: Callable[[], SharedDeltas]) -> SharedDeltas:
+    """The shared segments of step ``step_id`` under ``root`` for the calling worker (thread),
+    made by ``make`` the first time; the worker's groups hold it."""
     key = (root, step_id, threading.get_ident())
     with _ALL_LOCK:
         found = _ALL.get(key)
         if found is None:
-            found = SharedDeltas(root, step_id, step, encoder, key_codec, value_codec, schema,
-                                 fsync)
-            _ALL[key] = found
+            found = _ALL[key] = make()
         return found

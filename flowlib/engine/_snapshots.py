@@ -171,7 +171,7 @@ class IncrementalEncoder:
 
         self._key_type = key_type
         meta = _meta(step, key_type, value_type, schema, None, None, False)
-        self._schema = schema
+        self.schema = schema  # of the state rows
         self._state_head = schema.with_metadata(meta).serialize().to_pybytes()
         self._deleted_schema = pa.schema([schema.field("key")])
         self._deleted_head = self._deleted_schema.serialize().to_pybytes()
@@ -180,8 +180,8 @@ class IncrementalEncoder:
         """A base or delta segment, and the CRC-32 of its payload."""
         import pyarrow as pa
 
-        if not rows.schema.equals(self._schema):  # the batches go under the cached schema
-            msg = f"state table of schema {rows.schema} where {self._schema} was expected"
+        if not rows.schema.equals(self.schema):  # the batches go under the cached schema
+            msg = f"state table of schema {rows.schema} where {self.schema} was expected"
             raise FlowlibError(msg)
         gone = self._deleted_head + _EOS  # no deletion: the common case
         if len(deleted):

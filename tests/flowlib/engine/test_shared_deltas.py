@@ -8,21 +8,19 @@ import random
 import sqlite3
 import threading
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from bytewax.recovery import init_db_dir
 
-from flowlib.codecs import codec_for
 from flowlib.engine._incremental import Checkpoints, GroupStore
 from flowlib.engine._keygroups import group_of
 from flowlib.engine._shared_deltas import ROTATE_EPOCHS
-from flowlib.engine._snapshots import decode_snapshot, read_record, record_chain
-from flowlib.state import snapshot_schema
+from flowlib.engine._snapshots import read_record, record_chain
 from state_backends import MemoryBackend
+from tests.flowlib.engine.test_incremental import KEYS, VALUES, restore
 
-KEYS, VALUES = codec_for(str), codec_for(int)
-SCHEMA = snapshot_schema(KEYS, VALUES)
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 GROUPS = 4
 
@@ -54,15 +52,6 @@ class Worker:
         return out
 
 
-def restore(data: bytes, root: Path) -> dict[str, int]:
-    snap = decode_snapshot(data, "count", SCHEMA, KEYS, VALUES, root)
-    b: MemoryBackend[str, int] = MemoryBackend(KEYS, VALUES)
-    b.restore(snap.table)
-    for rows, deleted in snap.deltas:
-        b.apply_changes(rows, deleted)
-    return dict(b.items())
-
-
 def shared_files(root: Path) -> set[str]:
     return {p.name for p in root.rglob("shared/*.deltas")}
 
@@ -91,7 +80,7 @@ def test_an_epoch_writes_one_segment_for_all_groups(tmp_path: Path) -> None:
     parts = [read_record(d, "count")[1][-1] for d in history[-1].values()]
     assert len({(f.offset, f.size, f.crc) for f in parts}) == 1
     spans = sorted((f.part[0], f.part[1]) for f in parts if f.part is not None)
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in pairwise(spans))
 
 
 def test_changes_after_the_part_was_taken_get_a_segment_of_their_own(tmp_path: Path) -> None:
