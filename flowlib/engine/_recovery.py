@@ -37,7 +37,13 @@ from flowlib.engine._evolution import (
     type_names,
 )
 from flowlib.engine._segment_files import STATE_DIR, step_dir
-from flowlib.engine._snapshots import read_record, read_state_table, schema_fingerprint
+from flowlib.engine._snapshots import (
+    INCREMENTAL_VERSIONS,
+    read_state_table,
+    record_files,
+    schema_fingerprint,
+    snapshot_version,
+)
 from flowlib.errors import FlowBuildError, FlowlibError, StateSchemaError
 from flowlib.flow import Flow
 from flowlib.state import snapshot_schema
@@ -379,9 +385,8 @@ def _referenced_dirs(directory: Path, flow: str, steps: list[str]) -> set[str]:
             if step_id not in wanted:
                 continue
             data = pickle.loads(blob)
-            if isinstance(data, bytes) and data[:5] == b"FLWG\x03":  # an incremental record
-                for f in read_record(data, step_id)[1]:
-                    used.add(f.path.split("/")[1])
+            if isinstance(data, bytes) and snapshot_version(data) in INCREMENTAL_VERSIONS:
+                used.update(path.split("/")[1] for path in record_files(data, step_id)[0])
     return used
 
 

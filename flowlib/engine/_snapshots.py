@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
+    "INCREMENTAL_VERSIONS",
     "ChainFile",
     "GroupSnapshot",
     "chain_entry",
@@ -69,6 +70,8 @@ __all__ = [
 _MAGIC = b"FLWG"
 _VERSION = 2
 _RECORD_VERSION = 4  # an incremental record (4: chains may list parts of shared segments)
+INCREMENTAL_VERSIONS = (3, 4)
+"""The versions of records whose state is in files (:func:`snapshot_version`)."""
 _READABLE = (1, 2, 3, 4)
 _PARTS = {1: 2, 2: 2, 3: 3, 4: 3}  # parts of each version
 _SEGMENT_MAGIC = b"FLWS"
