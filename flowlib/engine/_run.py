@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -15,9 +16,16 @@ from bytewax.recovery import RecoveryConfig
 from flowlib.engine._compile import compile_flow, default_dead_letter_sink
 from flowlib.engine._counters import Counters, RunReport
 from flowlib.engine._incremental import Checkpoints
+from flowlib.engine._peers import wait_for_listeners
 from flowlib.flow import Flow
 
-__all__ = ["prepare_run", "run", "user_error"]
+__all__ = ["PEER_WAIT_SECONDS", "prepare_run", "run", "user_error"]
+
+# How long a process waits for its lower-index peers on this machine to listen before leaving
+# the connection to timely's own retry (a peer slower than this is likely gone or stuck).
+PEER_WAIT_SECONDS = 60.0
+
+log = logging.getLogger("flowlib")
 
 
 def run(
@@ -62,6 +70,13 @@ def run(
     os.environ.setdefault("RUST_BACKTRACE", "0")  # the user's traceback is the useful one
     if on_start is not None:
         on_start(compiled.counters)
+    if addresses and process_id:
+        # timely connects to every lower-index process and, when one is not listening yet,
+        # sleeps a whole second before retrying: wait for their ports to be bound instead.
+        late = wait_for_listeners(addresses[:process_id], timeout=PEER_WAIT_SECONDS)
+        if late:
+            log.info("processes at %s not listening after %.0f s; connecting anyway",
+                     ", ".join(late), PEER_WAIT_SECONDS)
     started = time.perf_counter()
     # Events rarely form reference cycles, yet allocating millions of them triggers young-
     # generation collections that rescan everything built so far (the flow, modules): freeze
