@@ -1,6 +1,7 @@
 """The flows of ``bench/scaling.py``, as a flowlib user script reading one file in byte ranges.
 
     flowlib run bench/scaling_flow.py [-p N] -- IN OUT [--splits N] [--job log_agg|cpu]
+                                                  [--key-groups N]
 
 ``log_agg``: the shared workload, keyed by (10 s window, service, level), every window emitted
 at end of input (as ``log_agg_flowlib.py``). ``cpu``: the same events through a CPU-heavy typed
@@ -120,8 +121,8 @@ def service_key(s: Scored) -> str:
     return s.service
 
 
-def build(src: str, dst: str, splits: int, job: str) -> Flow:
-    flow = Flow(f"scaling_{job}")
+def build(src: str, dst: str, splits: int, job: str, key_groups: int = 128) -> Flow:
+    flow = Flow(f"scaling_{job}", max_key_groups=key_groups)
     events = flow.source(JsonLinesSource(src, Event, splits=splits), name="events")
     if job == "cpu":
         scored = events.map(score, name="score")
@@ -138,5 +139,8 @@ _p.add_argument("src")
 _p.add_argument("dst")
 _p.add_argument("--splits", type=int, default=1)
 _p.add_argument("--job", choices=("log_agg", "cpu"), default="log_agg")
+# Fewer key groups make fewer, larger items cross between processes (a diagnostic: each item
+# costs a fixed overhead in bytewax's exchange); 128 is flowlib's default.
+_p.add_argument("--key-groups", type=int, default=128)
 _args = _p.parse_args(sys.argv[1:])
-flow = build(_args.src, _args.dst, _args.splits, _args.job)
+flow = build(_args.src, _args.dst, _args.splits, _args.job, _args.key_groups)

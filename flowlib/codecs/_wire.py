@@ -1,10 +1,12 @@
-"""Fast pickling of the key runs that cross between processes.
+"""Fast pickling of the key runs and event batches that cross between processes.
 
 bytewax pickles every item it sends to a worker of another process. A slotted dataclass pickles
 through Python-level ``__getstate__``/``__setstate__`` (several µs per event), which made
-``-p 2`` slower than ``-p 1``. A batch wrapped by :meth:`Wire.wrap` pickles instead as one
-msgpack document decoded straight into the event type by msgspec, about ten times cheaper.
-Items that stay in their process are never pickled and cost nothing extra.
+``-p 2`` slower than ``-p 1``. Key runs wrapped by :meth:`Wire.wrap` (a keyed step's input), or
+a batch of events wrapped by :meth:`Wire.wrap_events` (a sink's input, sent to the worker that
+writes its partition), pickle instead as one msgpack document decoded straight into the event
+type by msgspec, about ten times cheaper. Items that stay in their process are never pickled
+and cost nothing extra.
 
 Only lossless cases take this path: records (dataclasses without ``__post_init__``, Structs)
 whose fields are all ``int``, ``float``, ``str``, ``bool``, ``bytes`` or ``None``-able ones,
@@ -35,7 +37,7 @@ from flowlib.codecs._nodes import (
     UnionType,
 )
 
-__all__ = ["Wire", "WireRuns", "wire_for"]
+__all__ = ["Wire", "WireEvents", "WireRuns", "wire_for"]
 
 _LEAVES: Final[dict[type[Node], type]] = {
     IntType: int, FloatType: float, StrType: str, BoolType: bool, BytesType: bytes,
@@ -57,6 +59,21 @@ class WireRuns(list[Any]):
             return self._reduced
         except AttributeError:
             self._reduced = self._wire.reduce(self)
+            return self._reduced
+
+
+class WireEvents(list[Any]):
+    """A batch of events ``[event, ...]`` that pickles through its :class:`Wire`."""
+
+    __slots__ = ("_reduced", "_wire")
+    _wire: Wire
+    _reduced: tuple[Any, ...]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        try:  # pickled twice by bytewax, as WireRuns are
+            return self._reduced
+        except AttributeError:
+            self._reduced = self._wire.reduce_events(self)
             return self._reduced
 
 
@@ -90,9 +107,19 @@ class Wire:
         out._wire = self
         return out
 
+    def wrap_events(self, events: Any) -> Any:
+        """``events`` made to pickle fast, when it is a plain list; else ``events`` itself."""
+        if type(events) is not list:
+            return events
+        out = WireEvents(events)
+        out._wire = self
+        return out
+
     def _exact(self, runs: list[tuple[Any, list[Any]]]) -> bool:
+        return self._exact_events(list(chain.from_iterable([evs for _, evs in runs])))
+
+    def _exact_events(self, events: list[Any]) -> bool:
         # Column by column, so that the loops over events run in C (map, set).
-        events = list(chain.from_iterable([evs for _, evs in runs]))
         if not set(map(type, events)) <= self._classes:
             return False
         return all(set(map(type, map(get, events))) <= ok for get, ok in self._fields)
@@ -107,9 +134,28 @@ class Wire:
             return (list, (plain,))
         return (_unwire, (self._cls, [k for k, _ in plain], data))
 
+    def reduce_events(self, events: WireEvents) -> tuple[Any, ...]:
+        plain = list(events)
+        if not self._exact_events(plain):
+            return (list, (plain,))
+        try:
+            data = _ENCODER.encode(plain)
+        except Exception:  # e.g. an int beyond 64 bits: pickle copes
+            return (list, (plain,))
+        return (_unwire_events, (self._cls, data))
+
 
 def _unwire(cls: type, keys: list[Any], data: bytes) -> list[tuple[Any, list[Any]]]:
     return list(zip(keys, _decoder(cls).decode(data), strict=True))
+
+
+def _unwire_events(cls: type, data: bytes) -> list[Any]:
+    return _events_decoder(cls).decode(data)
+
+
+@functools.cache
+def _events_decoder(cls: type) -> msgspec.msgpack.Decoder[list[Any]]:
+    return msgspec.msgpack.Decoder(list[cls])  # type: ignore[valid-type]
 
 
 @functools.cache

@@ -33,7 +33,7 @@ from flowlib._graph import (
     walk,
 )
 from flowlib.codecs import codec_for
-from flowlib.codecs._wire import wire_for
+from flowlib.codecs._wire import Wire, wire_for
 from flowlib.connectors.base import Sink, SinkPartition, Source, SourcePartition
 from flowlib.connectors.files import JsonLinesSink
 from flowlib.dead_letter import DeadLetter
@@ -42,6 +42,7 @@ from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec, KeyRuns
 from flowlib.engine._incremental import Checkpoints
 from flowlib.engine._keygroups import group_of
 from flowlib.engine._routing import route_batch, timed_routing
+from flowlib.engine._threads import keep_thread_state
 from flowlib.errors import FlowBuildError
 from flowlib.flow import Flow
 from flowlib.processor import Context
@@ -152,7 +153,8 @@ def compile_flow(
             merged = op.merge(n.id, *ups)
             streams[id(n)] = op.map(f"{n.id}__count", merged, _counting(n.id, counters))
         elif isinstance(n, SinkNode):
-            _attach_sink(n.id, n.sink, streams[id(n.inputs[0])], counters)
+            _attach_sink(n.id, n.sink, streams[id(n.inputs[0])], counters,
+                         wire_for(n.inputs[0].out_type))
         else:  # pragma: no cover - the graph has no other node kinds
             raise AssertionError(type(n))
     all_dead = op.merge("dead_letters__merge", *dead)
@@ -224,6 +226,7 @@ class _BxSource(FixedPartitionedSource[list[Any], Any]):
 
     @override
     def list_parts(self) -> list[str]:
+        keep_thread_state()  # runs once on each worker thread (see _threads)
         return self._source.partitions()
 
     @override
@@ -483,10 +486,16 @@ class _BxSink(FixedPartitionedSink[list[Any], Any]):
         return _BxSinkPartition(self._sink.open(for_part, resume_state), self._step, self._counters)
 
 
-def _attach_sink(step: str, sink: Sink[Any], up: BxStream[Any], counters: Counters) -> None:
+def _attach_sink(
+    step: str, sink: Sink[Any], up: BxStream[Any], counters: Counters, wire: Wire | None = None
+) -> None:
+    def wrap(batch: list[Any]) -> list[Any]:
+        # Batches sent to another process's sink partition pickle fast when the type allows.
+        return batch if wire is None else wire.wrap_events(batch)
+
     if len(sink.partitions()) == 1:
         def route(batch: list[Any]) -> list[tuple[str, list[Any]]]:
-            return [("0", batch)]
+            return [("0", wrap(batch))]
     else:
         part_of = sink.partition_of
 
@@ -494,7 +503,7 @@ def _attach_sink(step: str, sink: Sink[Any], up: BxStream[Any], counters: Counte
             parts: dict[str, list[Any]] = {}
             for x in batch:
                 parts.setdefault(str(part_of(x)), []).append(x)
-            return list(parts.items())
+            return [(p, wrap(xs)) for p, xs in parts.items()]
 
     keyed = op.flat_map(f"{step}__partition", up, route)
     op.output(step, keyed, _BxSink(sink, step, counters))

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowlib.codecs._wire import Wire, WireRuns, _unwire, wire_for
+from flowlib.codecs._wire import Wire, WireEvents, WireRuns, _unwire, _unwire_events, wire_for
 
 T = TypeVar("T")
 
@@ -158,3 +158,47 @@ def test_pickling_twice_encodes_once(monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = pickle.dumps(wrapped), pickle.dumps(wrapped)
     assert first == second and len(calls) == 1
     assert pickle.loads(second) == runs(Event(1, "a", True, 1.5, b""))
+
+
+def events_through_pickle(tp: object, value: list[Any]) -> tuple[Any, bool]:
+    """A batch of events wrapped for ``tp``, pickled and loaded; and whether it took the fast
+    path."""
+    wire = wire_for(tp)
+    assert wire is not None
+    wrapped = wire.wrap_events(value)
+    assert type(wrapped) is WireEvents and wrapped == value
+    fast = wire.reduce_events(wrapped)[0] is _unwire_events
+    return pickle.loads(pickle.dumps(("0", wrapped), protocol=5))[1], fast
+
+
+def test_event_batches_round_trip_exactly_through_the_fast_path() -> None:
+    evs = [Event(1, "a", True, 1.5, b"\x00"), Event(2**64 - 1, "", True, math.inf, b"z", "n")]
+    back, fast = events_through_pickle(Event, evs)
+    assert fast and back == evs and all(type(e) is Event for e in back)
+    assert type(back) is list
+    back, fast = events_through_pickle(EventS, [EventS(1, None), EventS(2, 2.5)])
+    assert fast and back == [EventS(1, None), EventS(2, 2.5)]
+    back, fast = events_through_pickle(Event, [])
+    assert fast and back == []
+
+
+def test_inexact_event_batches_are_pickled_as_plain_lists() -> None:
+    good = Event(0, "g", False, 0.5, b"")
+    for bad in (Event(1, "a", True, 2, b""), Sub(1, "a", True, 1.0, b""),
+                Event(2**64, "a", True, 1.0, b"")):
+        back, fast = events_through_pickle(Event, [good, bad])
+        assert not fast, bad
+        assert back == [good, bad] and type(back[1]) is type(bad)
+        assert type(back[1].latency) is type(bad.latency)
+    wire = wire_for(Event)
+    assert wire is not None
+    odd = (good,)
+    assert wire.wrap_events(odd) is odd
+
+
+@settings(deadline=None)
+@given(st.lists(st.builds(Event, st.integers(-(2**63), 2**64 - 1), st.text(), st.booleans(),
+                          st.floats(), st.binary(), st.none() | st.text()), max_size=6))
+def test_random_event_batches_round_trip(evs: list[Event]) -> None:
+    back, _ = events_through_pickle(Event, evs)
+    assert repr(back) == repr(evs)
