@@ -17,7 +17,7 @@ from typing_extensions import TypeVar
 from flowlib.dead_letter import DeadLetter
 from flowlib.errors import FlowlibError
 from flowlib.state import StateBackend
-from flowlib.time import END_OF_TIME, EPOCH, Timer, TimerKind
+from flowlib.time import END_OF_TIME, EPOCH, Timer, TimerKind, from_micros, to_micros
 
 if TYPE_CHECKING:
     from flowlib.timers import TimerTable
@@ -34,6 +34,7 @@ CV = TypeVar("CV")
 
 
 _NO_KEY = object()
+_UNCONVERTED: Any = object()
 
 
 class ValueState(Generic[CV]):
@@ -139,13 +140,17 @@ class Context(Generic[CK, CV, O]):
     each call, so a processor must not keep a context (or its ``state``) beyond the call.
 
     ``watermark`` is the key group's event-time watermark (``None`` before any event and on
-    streams without event time); ``event_time`` is the current event's time, or ``None``
-    (also during :meth:`Processor.process_batch`, which gets the times as integers).
+    streams without event time), and ``watermark_us`` the same in whole microseconds since the
+    epoch (what window operators compare integer event times with); ``event_time`` is the
+    current event's time, or ``None`` (also during :meth:`Processor.process_batch`, which gets
+    the times as integers). ``times_sorted`` is True while :meth:`Processor.process_batch`
+    handles a run whose times the engine knows never decrease (a processor may then skip
+    checking their order), else False.
     """
 
     __slots__ = (
-        "_dead", "_fail", "_late", "_now", "_out", "allowed_lateness", "event_time", "key",
-        "state", "step", "timers", "watermark",
+        "_dead", "_fail", "_late", "_now", "_out", "_watermark", "_watermark_us",
+        "allowed_lateness", "event_time", "key", "state", "step", "timers", "times_sorted",
     )
 
     def __init__(
@@ -162,11 +167,40 @@ class Context(Generic[CK, CV, O]):
         self.state: ValueState[CV] = ValueState(self, backend)
         self.timers = Timers(self, timers)
         self.event_time: datetime | None = None
-        self.watermark: datetime | None = None
+        self._watermark: datetime | None = None
+        self._watermark_us: int | None = None
+        self.times_sorted = False
         self.allowed_lateness = allowed_lateness
         self._now = now or _utc_now
         self._dead: list[DeadLetter] = []
         self._fail = False
+
+    @property
+    def watermark(self) -> datetime | None:
+        """The key group's event-time watermark, or ``None``."""
+        wm = self._watermark
+        if wm is _UNCONVERTED:  # the engine set only the integer: most batches never read it
+            assert self._watermark_us is not None
+            wm = self._watermark = from_micros(self._watermark_us)
+        return wm
+
+    @watermark.setter
+    def watermark(self, watermark: datetime | None) -> None:
+        # Harnesses set it; the engine, which has both forms at hand, uses _set_watermark.
+        self._watermark = watermark
+        self._watermark_us = None if watermark is None else to_micros(watermark)
+
+    @property
+    def watermark_us(self) -> int | None:
+        """:attr:`watermark` in whole microseconds since the epoch (see
+        :func:`flowlib.time.to_micros`), or ``None``."""
+        return self._watermark_us
+
+    def _set_watermark(self, watermark: datetime | None, watermark_us: int) -> None:
+        """For the engine: ``watermark`` is ``watermark_us`` as a datetime, or ``None`` to
+        convert it only when read."""
+        self._watermark = _UNCONVERTED if watermark is None else watermark
+        self._watermark_us = watermark_us
 
     def emit(self, value: O) -> None:
         """Send ``value`` downstream."""
@@ -226,10 +260,11 @@ class Processor(ABC, Generic[In, Out, K, V]):
         Override it to fold a run faster; the engine then calls it instead of ``process``
         on keyed streams without event time, and on event-time streams with
         ``allowed_lateness == 0``. On those, the run holds only on-time events,
-        ``ctx.watermark`` is the watermark before the upstream batch (every event-time timer
-        up to it has fired), and timers that become due during the batch fire after it (see
-        :mod:`flowlib.time`). With ``allowed_lateness > 0`` the engine keeps calling
-        ``process`` per event. An override reports events it cannot handle with
+        ``ctx.watermark`` (and ``ctx.watermark_us``) is the watermark before the upstream
+        batch (every event-time timer up to it has fired), ``ctx.times_sorted`` says whether
+        ``times`` are known never to decrease, and timers that become due during the batch
+        fire after it (see :mod:`flowlib.time`). With ``allowed_lateness > 0`` the engine
+        keeps calling ``process`` per event. An override reports events it cannot handle with
         :meth:`Context.dead_letter`; an exception escaping it sends the whole run there.
         """
         process = self.process

@@ -10,13 +10,15 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
+from operator import le
 from typing import Any, cast
 
 from flowlib.codecs import codec_for
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine._incremental import Checkpoints, GroupStore
 from flowlib.engine._snapshots import decode_snapshot, encode_snapshot
-from flowlib.engine._timing import Micros
+from flowlib.engine._timing import END_US, MIN_US, Micros
 from flowlib.errors import FlowlibError
 from flowlib.processor import Context, Processor, ValueState
 from flowlib.state import StateBackend, StateBackendFactory, snapshot_schema
@@ -25,7 +27,7 @@ from flowlib.timers import TimerTable
 
 __all__ = [
     "GroupOutput", "KeyGroup", "KeyGroupSpec", "KeyRuns", "LateEventError", "TimedRuns",
-    "uses_batches",
+    "read_times", "uses_batches",
 ]
 
 KeyRuns = list[tuple[Any, list[Any]]]
@@ -53,6 +55,43 @@ def uses_batches(
     late-but-allowed event depends on the watermark per event)."""
     overridden = type(processor).process_batch is not Processor.process_batch
     return overridden and (event_time is None or not event_time.allowed_lateness)
+
+
+def read_times(
+    keys: list[Any], events: list[Any], micros: Micros, fail: bool, dead: list[DeadLetter]
+) -> tuple[list[Any], list[Any], list[int], bool]:
+    """Keys, events and times (microseconds) of the events whose time is usable, and whether
+    those times never decrease; the others go to ``dead`` (or raise, with ``fail``). C-level
+    passes when every time is usable."""
+    try:
+        times = micros.all(events, checked=False)
+        # The order check also refuses non-integers; in order, the range check is O(1).
+        ordered = all(map(le, times, islice(times, 1, None)))
+        if times and not (
+            (times[0] if ordered else min(times)) >= MIN_US
+            and (times[-1] if ordered else max(times)) < END_US
+        ):
+            msg = "event time out of range"
+            raise ValueError(msg)
+        return keys, events, times, ordered
+    except Exception:
+        pass  # find the unusable ones below
+    ok_keys: list[Any] = []
+    ok_events: list[Any] = []
+    ok_times: list[int] = []
+    one, step = micros.one, micros.step
+    for k, e in zip(keys, events, strict=True):
+        try:
+            t = one(e)
+        except Exception as exc:
+            if fail:
+                raise
+            dead.append(DeadLetter.from_error(step, exc, e))
+            continue
+        ok_keys.append(k)
+        ok_events.append(e)
+        ok_times.append(t)
+    return ok_keys, ok_events, ok_times, all(map(le, ok_times, islice(ok_times, 1, None)))
 
 
 _US = timedelta(microseconds=1)
@@ -90,20 +129,20 @@ class GroupOutput:
 
 
 class KeyGroup:
-    """State, timers and watermark of one key group; calls the processor."""
+    """State, timers and watermark of one key group; calls the processor.
 
-    _us_memo: tuple[datetime | None, int | None, datetime | None, int | None] = (
-        None, None, None, None
-    )
-    """The watermark and max event time last converted to microseconds, and their values."""
+    The watermark lives in the context (``ctx.watermark`` and ``ctx.watermark_us``, set
+    together by :meth:`_advance`); the largest event time seen is kept in microseconds. Both
+    read as datetimes through :attr:`watermark` and :attr:`max_event_time`.
+    """
 
     def __init__(self, spec: KeyGroupSpec, resume: bytes | None) -> None:
         self.spec = spec
         key_codec, value_codec = codec_for(spec.key_type), codec_for(spec.state_type)
         self.backend: StateBackend[Any, Any] = spec.state(key_codec, value_codec)
         self.timers = TimerTable()
-        self.watermark: datetime | None = None
-        self.max_event_time: datetime | None = None
+        self._top_us: int | None = None
+        self._peeked: tuple[datetime | None, int] = (None, 0)
         self.eof_done = False
         self._last_event_wall: datetime | None = None
         self._batched = uses_batches(spec.processor, spec.event_time)
@@ -111,6 +150,7 @@ class KeyGroup:
         self._store: GroupStore | None = None
         if cp is not None and cp.incremental and self.backend.supports_change_tracking:
             self._store = GroupStore(cp, spec.step, spec.key_type, spec.state_type, key_codec)
+        watermark: datetime | None = None
         if resume is not None:
             snap = decode_snapshot(
                 resume, spec.step, snapshot_schema(key_codec, value_codec), key_codec,
@@ -120,11 +160,11 @@ class KeyGroup:
             for rows, deleted in snap.deltas:  # an incremental checkpoint: base, then deltas
                 self.backend.apply_changes(rows, deleted)
             if self._store is not None:
-                self._store.resume(snap.chain)
+                self._store.resume(snap.chain, self.backend)
             for key, t, kind in snap.timers:
                 self.timers.add(key, t, kind)
-            self.watermark = snap.watermark
-            self.max_event_time = snap.max_event_time
+            watermark = snap.watermark
+            self._top_us = None if snap.max_event_time is None else to_micros(snap.max_event_time)
             self.eof_done = snap.eof_done
         # Changes are recorded once the group writes deltas (recording costs on every write):
         # from the start when it resumes a chain, else after its first incremental base.
@@ -139,7 +179,17 @@ class KeyGroup:
             spec.now,
             et.allowed_lateness if et is not None else timedelta(0),
         )
-        self.ctx.watermark = self.watermark
+        self.ctx.watermark = watermark  # the integer form too
+
+    @property
+    def watermark(self) -> datetime | None:
+        """The group's watermark (``None`` before any event)."""
+        return self.ctx.watermark
+
+    @property
+    def max_event_time(self) -> datetime | None:
+        """The largest time of the on-time events seen so far."""
+        return None if self._top_us is None else from_micros(self._top_us)
 
     # --- events ---------------------------------------------------------------------------
 
@@ -155,20 +205,30 @@ class KeyGroup:
                 self._run(runs, res, batched)
                 continue
             if batched:
-                timed = runs if type(runs) is TimedRuns else self._timed(runs, et, res)
+                timed = runs if type(runs) is TimedRuns else self._timed(runs, res)
                 seen = self._run_batched(timed, et, res)
             else:
                 seen = self._run_timed(runs, et, res)
             if seen and et.idle_timeout is not None:  # only idleness reads it
                 self._last_event_wall = self.spec.now()
-            wm = self.watermark
-            if wm is not None:
-                # Timers set behind the watermark (a late-but-allowed event re-opening a
-                # window) are due now, not at the next advance.
-                upcoming = self.timers.peek("event")
-                if upcoming is not None and upcoming <= wm:
-                    self._fire("event", wm, res)
+            # Timers set behind the watermark (a late-but-allowed event re-opening a window)
+            # are due now, not at the next advance.
+            wm_us = ctx.watermark_us
+            if wm_us is not None and self._timer_due(wm_us):
+                wm = ctx.watermark
+                assert wm is not None
+                self._fire("event", wm, res)
         return res
+
+    def _timer_due(self, watermark_us: int) -> bool:
+        """Whether the earliest event-time timer is at or before ``watermark_us``."""
+        upcoming = self.timers.peek("event")
+        if upcoming is None:
+            return False
+        # The heap's top stays the same object across most batches: convert it once.
+        if upcoming is not self._peeked[0]:
+            self._peeked = (upcoming, to_micros(upcoming))
+        return self._peeked[1] <= watermark_us
 
     def _run(self, runs: KeyRuns, res: GroupOutput, batched: bool) -> None:
         """``process`` for every event, key by key (no event time: order across keys is free)."""
@@ -210,7 +270,8 @@ class KeyGroup:
             cast(Callable[[Any], datetime], et.timestamp) if et.unit is None else et.datetime_of
         )
         delay, lateness = et.max_out_of_orderness, et.allowed_lateness
-        wm = self.watermark
+        delay_us = delay // _US
+        wm = ctx.watermark
         limit = None if wm is None else wm - lateness
         top = self.max_event_time
         seen = False
@@ -240,35 +301,35 @@ class KeyGroup:
                         raise
                     res.dead.append(DeadLetter.from_error(spec.step, exc, event))
                 if top is None or t > top:
-                    top = self.max_event_time = t
+                    top = t
+                    top_us = self._top_us = to_micros(t)
                     if wm is None or (t - delay if delay else t) > wm:
                         # Timers may fire here, between two events of the batch.
-                        self._advance(t - delay if delay else t, res)
-                        wm = self.watermark
+                        self._advance(t - delay if delay else t, top_us - delay_us, res)
+                        wm = ctx.watermark
                         assert wm is not None
                         limit = wm - lateness
         ctx.event_time = None
         return seen
 
-    def _timed(self, runs: KeyRuns, et: EventTime[Any], res: GroupOutput) -> TimedRuns:
-        """Runs given without times (tests, the harness's stateless steps), with times."""
-        to_us = Micros(et, self.spec.step).one
+    def _timed(self, runs: KeyRuns, res: GroupOutput) -> TimedRuns:
+        """Runs given without times (by callers driving a KeyGroup directly), with times."""
+        et = self.spec.event_time
+        assert et is not None
+        keys = [key for key, events in runs for _ in events]
+        events = [e for _, evs in runs for e in evs]
+        dead: list[DeadLetter] = []
+        micros = Micros(et, self.spec.step)
+        keys, events, times, _ = read_times(keys, events, micros, self.spec.fail, dead)
+        res.seen += len(dead)
+        res.dead += dead
         out: list[tuple[Any, list[Any], list[int]]] = []
-        for key, events in runs:
-            kept: list[Any] = []
-            times: list[int] = []
-            for event in events:
-                try:
-                    times.append(to_us(event))
-                except Exception as exc:
-                    res.seen += 1
-                    if self.spec.fail:
-                        raise
-                    res.dead.append(DeadLetter.from_error(self.spec.step, exc, event))
-                    continue
-                kept.append(event)
-            if kept:
-                out.append((key, kept, times))
+        for k, e, t in zip(keys, events, times, strict=True):
+            if out and out[-1][0] is k:
+                out[-1][1].append(e)
+                out[-1][2].append(t)
+            else:
+                out.append((k, [e], [t]))
         return TimedRuns(out, by_key=False)
 
     def _run_batched(self, timed: TimedRuns, et: EventTime[Any], res: GroupOutput) -> bool:
@@ -278,25 +339,23 @@ class KeyGroup:
         was seen."""
         spec, ctx = self.spec, self.ctx
         step = spec.step
-        wm, top = self.watermark, self.max_event_time
-        # Both are datetimes (snapshots and the harness read them); their integer forms are
-        # remembered while the datetimes stay the same objects.
-        memo_wm, wm_us, memo_top, top_us = self._us_memo
-        if wm is not memo_wm:
-            wm_us = None if wm is None else to_micros(wm)
-        if top is not memo_top:
-            top_us = None if top is None else to_micros(top)
-        old_top_us = top_us
+        wm_us = ctx.watermark_us
+        top_us = old_top_us = self._top_us
         late = res.late
-        ready: list[tuple[Any, list[Any], list[int]]] = []
         seen = 0
+        delay = et.max_out_of_orderness // _US
+        process_batch = spec.processor.process_batch
+        ctx.event_time = None
         if timed.by_key:
             # Times never decrease in arrival order, so each event is at or after every
-            # earlier one: it can only be behind the watermark from before the batch.
+            # earlier one: it can only be behind the watermark from before the batch. Each
+            # key's run goes to the processor as soon as its late events are split off.
+            ctx.times_sorted = True  # a subsequence of a non-decreasing batch
             for key, events, times in timed.runs:
                 seen += len(events)
                 if wm_us is not None and times[0] < wm_us:
                     cut = bisect_left(times, wm_us)
+                    wm = ctx.watermark
                     assert wm is not None
                     late += [
                         Late(step, key, e, from_micros(t), wm)
@@ -305,11 +364,15 @@ class KeyGroup:
                     if cut == len(events):
                         continue
                     events, times = events[cut:], times[cut:]
-                ready.append((key, events, times))
                 if top_us is None or times[-1] > top_us:
                     top_us = times[-1]
+                ctx.key = key
+                try:
+                    process_batch(ctx, events, times)
+                except Exception as exc:
+                    self._failed_run(events, exc, res)
+            ctx.times_sorted = False
         else:
-            delay = et.max_out_of_orderness // _US
             # The watermark at each arrival: the larger of the one before the batch and the
             # largest on-time time so far minus the delay.
             mark = wm_us
@@ -330,26 +393,17 @@ class KeyGroup:
                     else:
                         run[0].append(e)
                         run[1].append(t)
-            ready = [(k, evs, ts) for k, (evs, ts) in by_key.items()]
+            for key, (events, times) in by_key.items():
+                ctx.key = key
+                try:
+                    process_batch(ctx, events, times)
+                except Exception as exc:
+                    self._failed_run(events, exc, res)
         res.seen += seen
-        process_batch = spec.processor.process_batch
-        ctx.event_time = None
-        for key, events, times in ready:
-            ctx.key = key
-            try:
-                process_batch(ctx, events, times)
-            except Exception as exc:
-                self._failed_run(events, exc, res)
         if top_us is not None and (old_top_us is None or top_us > old_top_us):
-            top = self.max_event_time = from_micros(top_us)
-            delay = et.max_out_of_orderness // _US
-            mark_us = top_us - delay
-            if wm_us is None or mark_us > wm_us:
-                self._advance(from_micros(mark_us) if delay else top, res)
-        new_wm = self.watermark
-        if new_wm is not wm:
-            wm_us = None if new_wm is None else to_micros(new_wm)
-        self._us_memo = (new_wm, wm_us, self.max_event_time, top_us)
+            self._top_us = top_us
+            if wm_us is None or top_us - delay > wm_us:
+                self._advance(None, top_us - delay, res)
         return seen > 0
 
     # --- time ------------------------------------------------------------------------------
@@ -358,18 +412,21 @@ class KeyGroup:
         """Move the watermark to ``watermark`` (never backwards), firing the event-time timers
         now due; for test harnesses, which drive event time explicitly."""
         res = GroupOutput()
-        self._advance(watermark, res)
+        self._advance(watermark, to_micros(watermark), res)
         return res
 
-    def _advance(self, watermark: datetime, res: GroupOutput) -> None:
-        if self.watermark is not None and watermark <= self.watermark:
+    def _advance(self, watermark: datetime | None, watermark_us: int, res: GroupOutput) -> None:
+        """Move the watermark to ``watermark_us`` (``watermark`` is the same as a datetime,
+        when the caller has it), firing due timers."""
+        ctx = self.ctx
+        old = ctx.watermark_us
+        if old is not None and watermark_us <= old:
             return
-        self.watermark = watermark
-        self.ctx.watermark = watermark
-        # Runs per event on ordered input: look at the earliest timer before doing more.
-        upcoming = self.timers.peek("event")
-        if upcoming is not None and upcoming <= watermark:
-            self._fire("event", watermark, res)
+        ctx._set_watermark(watermark, watermark_us)  # the datetime converted when read
+        if self._timer_due(watermark_us):
+            wm = ctx.watermark
+            assert wm is not None
+            self._fire("event", wm, res)
 
     def _fire(self, kind: Any, upto: datetime, res: GroupOutput) -> None:
         on_timer, ctx, spec = self.spec.processor.on_timer, self.ctx, self.spec
@@ -389,8 +446,11 @@ class KeyGroup:
 
     def next_wakeup(self) -> datetime | None:
         """When wall-clock time next matters: a processing-time timer, or idle advance."""
-        times = [t for t in (self.timers.next_time("processing"), self._idle_due()) if t]
-        return min(times) if times else None
+        # Called after every batch (bytewax's notify_at): no list, no min() in the usual case.
+        timer, idle = self.timers.next_time("processing"), self._idle_due()
+        if timer is None or idle is None:
+            return idle if timer is None else timer
+        return min(timer, idle)
 
     def _idle_due(self) -> datetime | None:
         et = self.spec.event_time
@@ -416,7 +476,8 @@ class KeyGroup:
         if et is not None and idle is not None and now >= idle:
             assert self.max_event_time is not None and self._last_event_wall is not None
             base = self.max_event_time - et.max_out_of_orderness
-            self._advance(base + (now - self._last_event_wall), res)
+            target = base + (now - self._last_event_wall)
+            self._advance(target, to_micros(target), res)
         return res
 
     def end_of_input(self) -> GroupOutput:
@@ -425,7 +486,7 @@ class KeyGroup:
         if self.eof_done:  # a resumed run of a finished input must not emit twice
             return res
         self.eof_done = True
-        self._advance(END_OF_TIME, res)
+        self._advance(END_OF_TIME, END_US, res)
         on_eof, ctx, spec = self.spec.processor.on_eof, self.ctx, self.spec
         ctx._out, ctx._dead, ctx._fail = res.out, res.dead, spec.fail
         for key, _ in self.backend.items():

@@ -237,8 +237,30 @@ def test_multi_of_five_is_typed_per_part() -> None:
 
 # --- runs: prepare + add_range, as the window operators fold them -----------------------------
 
+class _AtomicSpread(Aggregate[tuple[float, int], tuple[float, float], float]):
+    """A user-defined atomic aggregate: Multi folds it through its own add_range."""
+
+    acc_type = tuple[float, float]
+    atomic_ranges = True
+
+    def create(self) -> tuple[float, float]:
+        return (math.inf, -math.inf)
+
+    def add(self, acc: tuple[float, float], value: tuple[float, int]) -> tuple[float, float]:
+        return (min(acc[0], value[0]), max(acc[1], value[0]))
+
+    def merge(self, a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+        return (min(a[0], b[0]), max(a[1], b[1]))
+
+    def result(self, acc: tuple[float, float]) -> float:
+        return acc[1] - acc[0]
+
+
 RANGE_AGGREGATES: dict[str, Callable[[], Aggregate[tuple[float, int], Any, Any]]] = {
-    **AGGREGATES, "multi_fast": lambda: Multi(Count(), Sum(_value), Max(_value), Min(_value))
+    **AGGREGATES,
+    "multi_fast": lambda: Multi(Count(), Sum(_value), Max(_value), Min(_value)),
+    "multi_ints": lambda: Multi(Sum(_label), Mean(_label), Max(_label), Count()),
+    "multi_user": lambda: Multi(Count(), Sum(_value), _AtomicSpread()),
 }
 wild = st.floats(allow_nan=True, allow_infinity=True)
 wild_rows = st.lists(st.tuples(wild, st.integers(0, 1000)), max_size=20)
@@ -284,3 +306,14 @@ def test_multi_extracts_each_distinct_extractor_once_per_run() -> None:
     prepared = agg.prepare([1.0, -3.0])
     assert calls == [1.0, -3.0]
     assert agg.add_range(agg.create(), prepared, 0, 2) == (2, -2.0, 1.0, 1.0)
+
+
+def test_sums_of_ints_beyond_float_precision_round_as_repeated_add() -> None:
+    # sum() adds ints to a float start in C (3.11); the rounding must still be add's.
+    values = [2**53 + 1, True, 3, 2**63 + 5, -(2**60), 0.1]
+    aggregates: list[Aggregate[float, Any, float]] = [Sum(), Mean()]
+    for agg in aggregates:
+        acc = agg.create()
+        for v in values:
+            acc = agg.add(acc, v)
+        assert repr(agg.add_range(agg.create(), agg.prepare(values), 0, len(values))) == repr(acc)

@@ -655,3 +655,19 @@ def test_in_a_flow_result_types_are_inferred_and_state_type_is_exact() -> None:
     assert_type(stats, ProcessedStream[WindowResult[str, tuple[float, float, float]], str, Reading])
     assert means.node.state_type == dict[int, MeanAcc]  # type: ignore[attr-defined]
     codec_for(stats.node.state_type)  # type: ignore[attr-defined]
+
+
+def test_window_bounds_are_shared_datetimes_and_their_memo_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import operators.windows as windows_module
+
+    op = TumblingWindows(timedelta(seconds=10), Count())
+    d = Driver(op)
+    out = d.push(r(1), r(5, sensor="b"), r(12))
+    assert out == [wr(0, 10, 1), wr(0, 10, 1, key="b")]
+    assert out[0].end is out[1].end  # every key shares one datetime per bound
+    monkeypatch.setattr(windows_module, "_DATETIMES_KEPT", 4)
+    out = d.push(r(25), r(35), r(45, sensor="b")) + d.finish()
+    assert out == [wr(10, 20, 1), wr(20, 30, 1), wr(30, 40, 1), wr(40, 50, 1, key="b")]
+    assert len(op._datetimes) <= 4

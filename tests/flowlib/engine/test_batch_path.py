@@ -19,12 +19,13 @@ from typing_extensions import override
 
 from flowlib import Context, DeadLetter, Flow, ListSink, ListSource, Processor
 from flowlib.engine import run
-from flowlib.engine._group import uses_batches
+from flowlib.engine._group import KeyGroup, KeyGroupSpec, uses_batches
 from flowlib.errors import FlowBuildError
 from flowlib.testing import ProcessorHarness
 from flowlib.time import EPOCH, EventTime
 from operators.aggregations import Count, Max, Mean, Min, Multi, Sum
 from operators.windows import SlidingWindows, TumblingWindows, WindowResult
+from state_backends.memory import MemoryBackend
 
 
 @dataclass(frozen=True)
@@ -351,3 +352,70 @@ def test_an_on_time_event_that_fails_still_advances_the_watermark_on_both_paths(
     assert h.push_many([Ev("a", 4000), Ev("a", 6000)]) == [6000]
     assert [d.error for d in h.dead_letters] == ["negative"]
     assert [e.event.ms for e in h.late] == [4000]
+
+
+# --- what the context tells process_batch -------------------------------------------------------
+
+
+class Seen(Processor[Ev, str, str, int]):
+    """Records the context's watermark (both forms) and order flag per process_batch call."""
+
+    state_type = int
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any, int | None, bool]] = []
+
+    @override
+    def process(self, ctx: Context[str, int, str], event: Ev) -> None:
+        raise AssertionError("the batch path calls process_batch")
+
+    @override
+    def process_batch(
+        self, ctx: Context[str, int, str], events: Sequence[Ev], times: Sequence[int] | None
+    ) -> None:
+        self.calls.append((ctx.key, ctx.watermark, ctx.watermark_us, ctx.times_sorted))
+
+
+def test_process_batch_sees_the_watermark_in_microseconds_and_whether_times_are_sorted() -> None:
+    seen = Seen()
+    h = harness(seen, event_time=EventTime.of("ms", unit="ms"))
+    h.push_many([Ev("a", 1000), Ev("b", 1500), Ev("a", 2000)])
+    assert seen.calls == [("a", None, None, True), ("b", None, None, True)]
+    seen.calls.clear()
+    # 2600 then 2500: the batch's times go back, so the engine cannot promise an order.
+    h.push_many([Ev("a", 2600), Ev("b", 2500), Ev("a", 3000)])
+    wm = EPOCH + timedelta(seconds=2)
+    assert sorted(seen.calls) == [("a", wm, 2_000_000, False)]
+    assert [e.event.ms for e in h.late] == [2500]
+
+
+def test_runs_given_without_times_get_them_and_unusable_times_dead_letter() -> None:
+    class Times(Processor[Any, Any, str, int]):
+        state_type = int
+
+        @override
+        def process(self, ctx: Context[str, int, Any], event: Any) -> None:
+            raise AssertionError("the batch path calls process_batch")
+
+        @override
+        def process_batch(
+            self, ctx: Context[str, int, Any], events: Sequence[Any],
+            times: Sequence[int] | None,
+        ) -> None:
+            ctx.emit((ctx.key, list(times or []), ctx.times_sorted))
+
+    @dataclass(frozen=True)
+    class Loose:
+        ms: Any
+
+    spec = KeyGroupSpec("t", Times(), str, int, MemoryBackend, EventTime.of("ms", unit="ms"),
+                        late_wired=True, fail=False, recovery=False)
+    group = KeyGroup(spec, None)
+    # KeyRuns (as tests and harnesses hand them), not the routing's TimedRuns.
+    res = group.process([[("a", [Loose(3), Loose("x")]), ("b", [Loose(2)]), ("a", [Loose(4)])]])
+    assert res.out == [("a", [3_000, 4_000], False)]  # b's 2 is behind a's 3: late
+    assert [e.event for e in res.late] == [Loose(2)]
+    assert len(res.dead) == 1 and "got str ('x')" in res.dead[0].error
+    assert res.seen == 4
+    assert group.watermark == EPOCH + timedelta(milliseconds=4)
+    assert group.max_event_time == EPOCH + timedelta(milliseconds=4)
