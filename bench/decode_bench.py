@@ -9,7 +9,7 @@ type (a frozen, slotted dataclass, as users write them):
 
 * ``flowlib``: ``codec_for(T).decode(line)`` per line;
 * ``flowlib bulk``: ``codec_for(T).decode_lines(batch)``, what the JSON-lines source does with
-  each 256 KiB batch;
+  each source batch (BATCH_BYTES);
 * ``msgspec``: ``msgspec.json.Decoder(T).decode(line)`` per line, and ``decode_lines``;
 * ``orjson``: ``orjson.loads(line)`` per line, to a dict;
 * ``msgspec Struct``: the same fields as a ``msgspec.Struct(gc=False)``, bulk (for reference).
@@ -38,6 +38,7 @@ from _benchlib import Target, now, write_result
 from typed_vs_untyped import inputs
 
 from flowlib.codecs import codec_for
+from flowlib.connectors.files import BATCH_BYTES
 
 NAME = "decode"
 DEFAULT_EVENTS = 200_000
@@ -75,11 +76,11 @@ class LogEventS(msgspec.Struct, frozen=True, gc=False):
     latency_ms: float
 
 
-BATCH = 256 * 1024
+BATCH = BATCH_BYTES
 
 
 def batches(lines: list[bytes]) -> list[bytes]:
-    """Lines joined into batches of about 256 KiB, as the JSON-lines source reads them."""
+    """Lines joined into batches of about BATCH_BYTES, as the JSON-lines source reads them."""
     out, cur, size = [], [], 0
     for line in lines:
         cur.append(line)

@@ -65,6 +65,7 @@ from _benchlib import (
 )
 
 from flowlib import Context, Flow, JsonLinesSink, JsonLinesSource, Processor, TextLines
+from flowlib.connectors.files import BATCH_BYTES
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine import run
 
@@ -363,7 +364,7 @@ def decode_gc(dataset: str, variant: str, src: str, n: int = 200_000) -> dict[st
     done = 0
     try:
         with open(src, "rb") as f, GcWatch() as watch:
-            while done < n and (lines := f.readlines(256 * 1024)):
+            while done < n and (lines := f.readlines(BATCH_BYTES)):
                 done += len(convert(lines))
     finally:
         gc.set_threshold(*old)

@@ -21,6 +21,7 @@ import pytest
 
 from examples.metrics import EVERY, HEADER, WINDOW, Alert, WindowStats
 from flowlib.codecs import codec_for
+from flowlib.connectors.files import BATCH_BYTES
 from tests.examples.cli_helpers import ROOT, run_cli
 
 SCRIPT = ROOT / "examples" / "metrics.py"
@@ -270,16 +271,16 @@ def test_bad_lines_are_dead_letters_and_the_header_is_not(tmp_path: Path, run: R
 
 
 def test_a_reading_beyond_the_disorder_allowance_goes_to_the_late_output(tmp_path: Path) -> None:
-    # 12,000 readings (> one 256 KiB source batch), then one from the first hour again: by then
-    # the watermark is far past it, so it is late; one 30 minutes back is not.
+    # 45,000 readings (> one source batch), then one from the first hour again: by then the
+    # watermark is far past it, so it is late; one 30 minutes back is not.
     start = datetime(2014, 1, 1, tzinfo=UTC)
-    times = [start + i * timedelta(minutes=5) for i in range(12_000)]
+    times = [start + i * timedelta(minutes=5) for i in range(45_000)]
     rows = [(t, 50.0 + (i % 7) / 10) for i, t in enumerate(times)]
     rows += [(times[-1] - timedelta(minutes=30), 99.0), (start + timedelta(minutes=10), 1.0)]
     path = tmp_path / "synthetic.csv"
     path.write_text(HEADER + "\n" + "".join(
         f"{t.strftime('%Y-%m-%d %H:%M:%S')},{v}\n" for t, v in rows))
-    assert path.stat().st_size > 256 * 1024
+    assert path.stat().st_size > BATCH_BYTES
     stderr = run_cli("run", SCRIPT, "--", path, "--out", tmp_path / "o")
     late = read_jsonl(tmp_path / "o" / "late.jsonl")
     assert [r["reading"] for r in late] == [

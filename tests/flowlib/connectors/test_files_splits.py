@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowlib import DeadLetter, Flow, JsonLinesSource, ListSink, TextLines
-from flowlib.connectors import files
 from flowlib.connectors.base import SourcePartition
 from flowlib.engine import run
 from tests.examples.cli_helpers import run_cli
@@ -47,13 +46,9 @@ def ident(line: str) -> str:
     return line
 
 
-@pytest.fixture
-def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Many batches per range, so batches straddle the range ends.
-    monkeypatch.setattr(files, "_BATCH_BYTES", 40)
+SMALL = 40  # batch_bytes: many batches per range, so batches straddle the range ends
 
 
-@pytest.mark.usefixtures("small_batches")
 @settings(max_examples=60, deadline=None)
 @given(
     lines=st.lists(st.text(alphabet="ab\u00e9{}", max_size=30), max_size=25),
@@ -66,7 +61,7 @@ def test_every_line_once_in_file_order_per_range(
     path = tmp_path_factory.mktemp("split") / "in.txt"
     numbered = [f"{n}:{line}" for n, line in enumerate(lines)]
     path.write_text("\n".join(numbered) + ("\n" if final_newline and numbered else ""))
-    src = TextLines(path, parse=ident, splits=splits)
+    src = TextLines(path, parse=ident, splits=splits, batch_bytes=SMALL)
     assert len(src.partitions()) == splits
     # Ranges are disjoint and in file order, so their concatenation is the file.
     assert read_all(src) == numbered
@@ -78,16 +73,17 @@ def test_split_names_and_bad_counts(tmp_path: Path) -> None:
                                 f"{tmp_path}/b.jsonl#1/2", f"{tmp_path}/b.jsonl#2/2"]
     with pytest.raises(ValueError, match="splits must be at least 1, got 0"):
         JsonLinesSource(tmp_path / "a.jsonl", Rec, splits=0)
+    with pytest.raises(ValueError, match="batch_bytes must be at least 1, got 0"):
+        JsonLinesSource(tmp_path / "a.jsonl", Rec, batch_bytes=0)
     with pytest.raises(ValueError, match=r"step 'read': no partition 'x' .* splits=2"):
         src.open("x", "read", None)
 
 
-@pytest.mark.usefixtures("small_batches")
 def test_resume_mid_range_reads_the_rest_once(tmp_path: Path) -> None:
     path = tmp_path / "in.txt"
     lines = [f"line {n} " + "x" * (n % 17) for n in range(300)]
     path.write_text("\n".join(lines) + "\n")
-    src = TextLines(path, parse=ident, splits=3)
+    src = TextLines(path, parse=ident, splits=3, batch_bytes=SMALL)
     got: list[str] = []
     for name in src.partitions():
         first = src.open(name, "s", None)
