@@ -143,12 +143,21 @@ def warm(path: Path) -> None:
 
 
 def child_env() -> dict[str, str]:
-    """The environment of measured children: this one, with the repository importable and
-    BLAS single-threaded (pyarrow imports numpy when it is installed, as the ``bench`` extra's
-    matplotlib does, and OpenBLAS's idle threads would otherwise take CPU from the run)."""
+    """The environment of measured children: this one, with the repository importable, BLAS
+    single-threaded (pyarrow imports numpy when it is installed, as the ``bench`` extra's
+    matplotlib does, and OpenBLAS's idle threads would otherwise take CPU from the run), and
+    compiled bytecode cached under ``WORK/pycache``.
+
+    The bytecode cache matters where ``PYTHONDONTWRITEBYTECODE`` is set (as on the machine the
+    figures come from): an editable install then compiles flowlib from source in every run
+    (~0.1 s), while packages installed from wheels, bytewax among them, had theirs compiled at
+    install. With the cache every peer runs as after a regular install.
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(WORK / "pycache"))
     return env
 
 
