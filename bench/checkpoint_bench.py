@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchlib import ROOT, WORK, Target, median, now, warm, write_result
+from _benchlib import ROOT, WORK, Target, child_env, median, now, warm, write_result
 from bytewax.recovery import init_db_dir
 
 from flowlib.codecs import codec_for
@@ -232,7 +232,7 @@ def flow_runs(rounds: int) -> dict[str, Any]:
                    *extra, "--", str(src), str(tmp / "out.jsonl")]
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
-            subprocess.run(cmd, cwd=ROOT, check=True)
+            subprocess.run(cmd, cwd=ROOT, check=True, env=child_env())
             walls[mode].append(time.perf_counter() - t)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpus[mode].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
