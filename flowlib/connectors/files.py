@@ -8,6 +8,7 @@ offset recorded in the checkpoint, so a crash and resume leaves no duplicate and
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -109,22 +110,43 @@ class _LinesPartition(SourcePartition[T]):
             self._file.seek(at)
         return lines
 
+    def _read_block(self) -> bytes:
+        """The next batch as one block of whole lines (the same lines as :meth:`_read_lines`,
+        without splitting them only to join them again for a bulk decoder)."""
+        end = self._end
+        if 0 <= end <= self._offset:
+            return b""
+        data = self._file.read(self._batch_bytes)
+        if data and data[-1:] != b"\n":
+            data += self._file.readline()  # through the end of the last line
+        if end >= 0 and self._offset + len(data) > end:
+            # Past the range: keep the lines that start inside it, i.e. through the newline
+            # ending the line that holds byte end - 1.
+            cut = data.find(b"\n", end - self._offset - 1)
+            if cut >= 0:
+                data = data[: cut + 1]
+                self._file.seek(self._offset + len(data))
+        return data
+
     @override
     def read_batch(self) -> tuple[list[T], list[DeadLetter]] | None:
+        if self._convert_many is not None:
+            data = self._read_block()
+            if not data:
+                return None
+            self._offset = self._file.tell()
+            try:
+                # One C call for the whole batch; on any failure, redo it line by line to find
+                # (and dead-letter) the bad records.
+                events = self._convert_many(data)
+            except Exception:
+                return self._convert_each(io.BytesIO(data).readlines())  # as readlines splits
+            self._line_no += data.count(b"\n") + (data[-1:] != b"\n")
+            return events, []
         lines = self._read_lines()
         if not lines:
             return None
         self._offset = self._file.tell()
-        if self._convert_many is not None:
-            try:
-                # One C call for the whole batch; on any failure, redo it line by line to find
-                # (and dead-letter) the bad records.
-                events = self._convert_many(b"".join(lines))
-            except Exception:
-                pass
-            else:
-                self._line_no += len(lines)
-                return events, []
         return self._convert_each(lines)
 
     def _origin(self, line_no: int) -> str:
