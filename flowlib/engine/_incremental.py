@@ -195,64 +195,54 @@ class GroupStore:
         """The bytes for bytewax: a full snapshot (small group) or a record naming a new base
         or the chain with a new delta. ``tracking`` says whether ``backend`` records changes:
         it must once :attr:`writes_deltas` is true."""
-        data = self._snapshot(backend, timers, watermark, max_event_time, eof_done, tracking)
-        # From now on the backend records changes iff the group writes deltas (KeyGroup).
-        self._backend = backend if self._chain else None
-        return data
-
-    def _snapshot(
-        self,
-        backend: StateBackend[Any, Any],
-        timers: list[tuple[Any, datetime, TimerKind]],
-        watermark: datetime | None,
-        max_event_time: datetime | None,
-        eof_done: bool,
-        tracking: bool,
-    ) -> bytes:
-        size = len(backend)
-        small = size < self._cfg.inline_rows
-        if small and (not self._chain or size < self._cfg.inline_rows // 2):
-            if tracking:
-                backend.forget_changes()  # the next delta starts from this full snapshot
-            if self._chain:  # shrank: back to full snapshots; the chain's files go
-                self._set_chain([])
+        try:
+            size = len(backend)
+            small = size < self._cfg.inline_rows
+            if small and (not self._chain or size < self._cfg.inline_rows // 2):
+                if tracking:
+                    backend.forget_changes()  # the next delta starts from this full snapshot
+                if self._chain:  # shrank: back to full snapshots; the chain's files go
+                    self._set_chain([])
+                    self._collect()
+                return encode_snapshot(
+                    self._step, self._key_type, self._value_type, backend.snapshot(), timers,
+                    watermark, max_event_time, eof_done,
+                )
+            self._seq += 1
+            if not self._chain or self._compact:
+                if tracking:
+                    backend.forget_changes()
+                table = backend.snapshot()
+                if self._group is None:
+                    if table.num_rows == 0:
+                        return encode_snapshot(
+                            self._step, self._key_type, self._value_type, table, timers,
+                            watermark, max_event_time, eof_done,
+                        )
+                    first = self._key_codec.from_arrow(table.column("key").slice(0, 1))[0]
+                    self._group = self._group_of(first)
+                self._set_chain([self._write("base", table, self._no_keys)])
                 self._collect()
-            return encode_snapshot(
-                self._step, self._key_type, self._value_type, backend.snapshot(), timers,
-                watermark, max_event_time, eof_done,
-            )
-        self._seq += 1
-        if not self._chain or self._compact:
-            if tracking:
-                backend.forget_changes()
-            table = backend.snapshot()
-            if self._group is None:
-                if table.num_rows == 0:
-                    return encode_snapshot(
-                        self._step, self._key_type, self._value_type, table, timers,
-                        watermark, max_event_time, eof_done,
-                    )
-                first = self._key_codec.from_arrow(table.column("key").slice(0, 1))[0]
-                self._group = self._group_of(first)
-            self._set_chain([self._write("base", table, self._no_keys)])
-            self._collect()
-        else:
-            assert tracking, "a chain grows only with changes recorded"
-            if self._part is None:  # the first group of the epoch: one segment for all
-                self._shared.write_round()
-            length = len(self._chain)
-            if self._part is not None:
-                self._append(self._part)
-                self._part = None
-            if backend.has_changes():  # changed after its part was taken: a segment of its own
-                changed, deleted = backend.take_changes()
-                if changed.num_rows or deleted:
-                    gone = self._key_codec.to_arrow(deleted) if deleted else self._no_keys
-                    self._append(self._write("delta", changed, gone))
-            if len(self._chain) == length:
-                return self._record(timers, watermark, max_event_time, eof_done)
-            self._check_compaction()
-        return self._record(timers, watermark, max_event_time, eof_done)
+            else:
+                assert tracking, "a chain grows only with changes recorded"
+                if self._part is None:  # the first group of the epoch: one segment for all
+                    self._shared.write_round()
+                length = len(self._chain)
+                if self._part is not None:
+                    self._append(self._part)
+                    self._part = None
+                if backend.has_changes():  # changed after its part was taken: a segment of its own
+                    changed, deleted = backend.take_changes()
+                    if changed.num_rows or deleted:
+                        gone = self._key_codec.to_arrow(deleted) if deleted else self._no_keys
+                        self._append(self._write("delta", changed, gone))
+                if len(self._chain) == length:
+                    return self._record(timers, watermark, max_event_time, eof_done)
+                self._check_compaction()
+            return self._record(timers, watermark, max_event_time, eof_done)
+        finally:
+            # From now on the backend records changes iff the group writes deltas (KeyGroup).
+            self._backend = backend if self._chain else None
 
     def _record(
         self,
