@@ -17,8 +17,9 @@
     read before;
 (d) the keys benchmark flow (1M events, 100k keys, 1 s checkpoints) with recovery off, full
     and incremental checkpoints, alternating, ROUNDS rounds, each a fresh process; its CPU
-    time (and wall time), medians compared. Every key changes between two checkpoints there, so
-    incremental checkpoints cannot save anything: this measures their overhead.
+    time (and wall time), medians compared. The target is the full mode's cost. Its groups hold
+    ~780 keys, under the default --incremental-min-keys, so the incremental mode writes full
+    snapshots too: its figure is printed for reference, the same work measured again.
 
 Times are taken both as wall time and as this process's CPU time (user + system, which
 includes writing the files to the page cache); the targets use CPU time, which a machine shared
@@ -301,10 +302,12 @@ def main() -> int:
             Target("throughput cost of recovery at 1 s snapshots (keys flow, full)",
                    100 * (fullw / off - 1), 15, "%", higher=False,
                    note="CPU time of the run, median of the rounds"),
-            Target("throughput cost of recovery at 1 s snapshots (keys flow, incremental)",
-                   100 * (incw / off - 1), 15, "%", higher=False,
-                   note="CPU time of the run, median of the rounds"),
         ]
+        # Not a target: the keys flow's groups (~780 keys) are below the incremental threshold,
+        # so both modes do the same work and the difference between them is the machine's noise.
+        flow["incremental_cost_percent"] = 100 * (incw / off - 1)
+        print(f"  cost of recovery with --incremental-checkpoints (same work here, groups below "
+              f"--incremental-min-keys): {flow['incremental_cost_percent']:.1f}%", flush=True)
     doc = {
         "date": started,
         "command": " ".join(["python", "bench/checkpoint_bench.py", *sys.argv[1:]]),
