@@ -153,8 +153,9 @@ def build(argv: list[str]) -> Flow:
     p.add_argument("--pause-every", type=int, default=0)
     args = p.parse_args(argv)
     flow = Flow("evolution")
-    lines = flow.source(TextLines(args.log, parse=Parse(args.crash_after, args.pause_every)),
-                        name="parse")
+    # Small batches: checkpoints commit between batches, so several must end before the crash.
+    parse = Parse(args.crash_after, args.pause_every)
+    lines = flow.source(TextLines(args.log, parse=parse, batch_bytes=64 * 1024), name="parse")
     reports = lines.key_by(lambda e: e.message.split(" ", 1)[0], key_type=str).process(
         Track(args.state), name=args.step)
     reports.sink(JsonLinesSink(args.out / "report.jsonl", Report))
