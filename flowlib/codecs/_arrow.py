@@ -63,7 +63,7 @@ from flowlib.codecs._nodes import (
     to_annotation,
     type_name,
 )
-from flowlib.codecs._pyarrow import pa, pc
+from flowlib.codecs._pyarrow import compute, pa
 from flowlib.errors import DecodeError
 
 __all__ = ["Plan", "plan_for"]
@@ -235,7 +235,7 @@ class _Timestamp(Plan):
         text = array.cast(pa.timestamp("us")).cast(pa.large_string())
         if self._aware:
             zulu = pa.scalar("Z", pa.large_string())
-            text = pc.binary_join_element_wise(text, zulu, pa.scalar("", pa.large_string()))
+            text = compute().binary_join_element_wise(text, zulu, pa.scalar("", pa.large_string()))
         return list(msgspec.convert(text.to_pylist(), self._parse))
 
 

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from flowlib.codecs import codec_for, describe
 from flowlib.codecs._arrow import plan_for
+from flowlib.codecs._pyarrow import compute
 from flowlib.codecs.types import (
     NO_DEFAULT,
     DictType,
@@ -253,7 +253,7 @@ class _Walker:
         if refusal is None:
             self.changes.append(
                 Change(self.part, path, "widened", f"{self._old(old, rel)} -> {new_name}"))
-            return lambda a: pc.cast(a, new, safe=False)
+            return lambda a: compute().cast(a, new, safe=False)
         raise _Refused(path, self._old(old, rel), new_name, refusal)
 
     def _record(
@@ -352,7 +352,7 @@ def _struct(
 def _list(new: Any, inner: Convert | None) -> Convert:
     def convert(array: Any) -> Any:
         values = array.flatten()
-        offsets = pc.subtract(array.offsets, array.offsets[0])  # flatten() starts at 0
+        offsets = compute().subtract(array.offsets, array.offsets[0])  # flatten() starts at 0
         mask = array.is_null() if array.null_count else None
         converted = values if inner is None else inner(values)
         return pa.ListArray.from_arrays(offsets, converted, type=new, mask=mask)
@@ -364,7 +364,7 @@ def _map(new: Any, inner: Convert | None) -> Convert:
     map_array: Any = pa.MapArray  # stubs declare int64 offsets; maps take int32
 
     def convert(array: Any) -> Any:
-        offsets = pc.subtract(array.offsets, array.offsets[0])
+        offsets = compute().subtract(array.offsets, array.offsets[0])
         start, end = array.offsets[0].as_py(), array.offsets[-1].as_py()
         keys = array.keys.slice(start, end - start)
         items = array.items.slice(start, end - start)
@@ -417,7 +417,7 @@ def _by_arrow(old: Any, new: Any) -> Convert | None:
         return _list(new, _by_arrow(old.value_type, new.value_type))
     if pa.types.is_map(old) and pa.types.is_map(new) and old.key_type == new.key_type:
         return _map(new, _by_arrow(old.item_type, new.item_type))
-    return lambda a: pc.cast(a, new, safe=False)
+    return lambda a: compute().cast(a, new, safe=False)
 
 
 def _is_list(t: Any) -> bool:
