@@ -45,36 +45,42 @@ _LEAVES: Final[dict[type[Node], type]] = {
 _ENCODER: Final = msgspec.msgpack.Encoder()
 
 
-class WireRuns(list[Any]):
-    """Key runs ``[(key, [event, ...]), ...]`` that pickle through their :class:`Wire`."""
+class _Wired(list[Any]):
+    """A list that pickles through its :class:`Wire`. bytewax pickles an item twice (once to
+    size its message, once to write it), and an item does not change once routed: it is
+    encoded once."""
 
     __slots__ = ("_reduced", "_wire")
     _wire: Wire
     _reduced: tuple[Any, ...]
 
+    def _encode(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
     def __reduce__(self) -> tuple[Any, ...]:
-        # bytewax pickles an item twice (once to size its message, once to write it), and the
-        # runs do not change once routed: encode them once.
         try:
             return self._reduced
         except AttributeError:
-            self._reduced = self._wire.reduce(self)
+            self._reduced = self._encode()
             return self._reduced
 
 
-class WireEvents(list[Any]):
+class WireRuns(_Wired):
+    """Key runs ``[(key, [event, ...]), ...]`` that pickle through their :class:`Wire`."""
+
+    __slots__ = ()
+
+    def _encode(self) -> tuple[Any, ...]:
+        return self._wire.reduce(self)
+
+
+class WireEvents(_Wired):
     """A batch of events ``[event, ...]`` that pickles through its :class:`Wire`."""
 
-    __slots__ = ("_reduced", "_wire")
-    _wire: Wire
-    _reduced: tuple[Any, ...]
+    __slots__ = ()
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        try:  # pickled twice by bytewax, as WireRuns are
-            return self._reduced
-        except AttributeError:
-            self._reduced = self._wire.reduce_events(self)
-            return self._reduced
+    def _encode(self) -> tuple[Any, ...]:
+        return self._wire.reduce_events(self)
 
 
 def _field_types(node: Node) -> tuple[type, ...] | None:
@@ -101,17 +107,16 @@ class Wire:
 
     def wrap(self, runs: Any) -> Any:
         """``runs`` made to pickle fast, when it is plain key runs; else ``runs`` itself."""
-        if type(runs) is not list:
-            return runs
-        out = WireRuns(runs)
-        out._wire = self
-        return out
+        return self._wrapped(WireRuns, runs)
 
     def wrap_events(self, events: Any) -> Any:
         """``events`` made to pickle fast, when it is a plain list; else ``events`` itself."""
-        if type(events) is not list:
-            return events
-        out = WireEvents(events)
+        return self._wrapped(WireEvents, events)
+
+    def _wrapped(self, kind: type[_Wired], data: Any) -> Any:
+        if type(data) is not list:
+            return data
+        out = kind(data)
         out._wire = self
         return out
 
