@@ -47,6 +47,7 @@ from _benchlib import machine as machine
 DEFAULT_EVENTS = 1_000_000
 DEFAULT_KEYS = 100_000
 PEERS = ("flowlib", "bytewax", "plain")
+OPTIONAL_PEERS = ("flowlib-keyed",)  # log_agg's hand-keyed script: only when asked for
 
 
 def shared_dir() -> Path:
@@ -652,14 +653,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extras", action="store_true",
                    help="also the long standalone benchmarks (checkpoint, state_scale)")
     p.add_argument("--peers", default=",".join(PEERS),
-                   help=f"comma-separated subset of {','.join(PEERS)}")
+                   help=f"comma-separated subset of {','.join(PEERS + OPTIONAL_PEERS)}")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before a run is killed")
     p.add_argument("--no-chart", action="store_true", help="no summary.png")
     p.add_argument("--summary-only", action="store_true",
                    help="run nothing: summarise bench/results/*.json (targets, summary.png)")
     args = p.parse_args(argv)
     peers = [x for x in args.peers.split(",") if x]
-    if unknown := set(peers) - set(PEERS):
+    if unknown := set(peers) - set(PEERS) - set(OPTIONAL_PEERS):
         p.error(f"unknown peers: {', '.join(sorted(unknown))}")
     if args.events < 1 or args.rounds < 1 or args.keys < 1:
         p.error("--events, --keys and --rounds must be at least 1")
