@@ -26,7 +26,6 @@ import gc
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,45 +34,13 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _benchlib import Target, now, write_result
-from typed_vs_untyped import inputs
+from typed_vs_untyped import LogEvent, LogEventS, Metric, MetricS, inputs
 
 from flowlib.codecs import codec_for
 from flowlib.connectors.files import BATCH_BYTES
 
 NAME = "decode"
 DEFAULT_EVENTS = 200_000
-
-
-@dataclass(frozen=True, slots=True)
-class Metric:
-    series: str
-    ts: int
-    value: float
-
-
-class MetricS(msgspec.Struct, frozen=True, gc=False):
-    series: str
-    ts: int
-    value: float
-
-
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    ts: int
-    host: str
-    level: str
-    service: str
-    msg: str
-    latency_ms: float
-
-
-class LogEventS(msgspec.Struct, frozen=True, gc=False):
-    ts: int
-    host: str
-    level: str
-    service: str
-    msg: str
-    latency_ms: float
 
 
 BATCH = BATCH_BYTES
