@@ -101,10 +101,11 @@ def default_dead_letter_sink(flow: Flow) -> Sink[DeadLetter]:
 
 
 def compile_flow(
-    flow: Flow, *, recovery: bool, checkpoints: Checkpoints | None = None
+    flow: Flow, *, recovery: bool, checkpoints: Checkpoints | None = None, processes: int = 1
 ) -> Compiled:
     """The bytewax dataflow of ``flow``; ``recovery`` says whether snapshots are kept,
-    ``checkpoints`` where and how (full or incremental)."""
+    ``checkpoints`` where and how (full or incremental); ``processes`` how many processes run
+    it (items cross between processes only when there are several)."""
     if not flow.sinks:
         msg = f"flow {flow.name!r} has no sink: nothing would be written"
         raise FlowBuildError(msg)
@@ -116,6 +117,10 @@ def compile_flow(
     streams: dict[int, BxStream[Any]] = {}
     dead: list[BxStream[Any]] = []
     fail = flow.on_error == "fail"
+
+    def wire(tp: object) -> Wire | None:
+        # Batches pickle through msgpack only where they can leave the process.
+        return wire_for(tp) if processes > 1 else None
 
     def data_and_dead(step: str, s: BxStream[Any]) -> BxStream[Any]:
         b = op.branch(f"{step}__split", s, _is_data)
@@ -140,7 +145,7 @@ def compile_flow(
             late_read = n.late is not None and id(n.late) in reachable
             data, late = _keyed_process(
                 n, streams[id(n.inputs[0])], flow, counters, fail, recovery, dead, late_read,
-                checkpoints,
+                checkpoints, wire(n.inputs[0].out_type),
             )
             streams[id(n)] = data
             if n.late is not None and late is not None and late_read:
@@ -154,7 +159,7 @@ def compile_flow(
             streams[id(n)] = op.map(f"{n.id}__count", merged, _counting(n.id, counters))
         elif isinstance(n, SinkNode):
             _attach_sink(n.id, n.sink, streams[id(n.inputs[0])], counters,
-                         wire_for(n.inputs[0].out_type))
+                         wire(n.inputs[0].out_type))
         else:  # pragma: no cover - the graph has no other node kinds
             raise AssertionError(type(n))
     all_dead = op.merge("dead_letters__merge", *dead)
@@ -394,15 +399,16 @@ def _keyed_process(
     dead: list[BxStream[Any]],
     late_read: bool,
     checkpoints: Checkpoints | None = None,
+    wire: Wire | None = None,
 ) -> tuple[BxStream[Any], BxStream[Any] | None]:
-    """The data stream of a keyed step, and its late stream when the flow reads it."""
+    """The data stream of a keyed step, and its late stream when the flow reads it; ``wire``
+    pickles the key runs that cross processes."""
     key_fn = n.key_fn
     assert key_fn is not None
     group = group_of(codec_for(n.key_type), flow.max_key_groups)
     step = n.id
     ordered = n.event_time is not None
     micros = timed_routing(step, n.processor, n.event_time)
-    wire = wire_for(n.inputs[0].out_type)
 
     def route(batch: list[Any]) -> list[Any]:
         groups, failed = route_batch(
