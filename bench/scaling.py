@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Scaling: ``flowlib run -p 2`` vs ``-p 1`` on one input file read in byte ranges.
 
-    python bench/scaling.py [--events N] [--cpu-events N] [--rounds R] [--only log_agg|cpu]
+    python bench/scaling.py [--events N] [--cpu-events N] [--rounds R]
+                            [--only log_agg|cpu|log_agg_uncombined|log_agg_keyed]
 
 Jobs (``bench/scaling_flow.py``): ``log_agg`` (the shared workload, 1,000,000 events; cheap per
-event, so most of the work is decoding and the exchange of events between the processes) and
-``cpu`` (a CPU-heavy typed ``map`` per event, then a small keyed sum; the first 300,000 events).
+event, so most of the work is decoding and the exchange between the processes, where only
+per-key partial aggregates cross) and ``cpu`` (a CPU-heavy typed ``map`` per event, then a
+small keyed sum; the first 300,000 events). For comparison, ``--only log_agg_uncombined`` (the
+same operator sending every event across) or ``--only log_agg_keyed`` (a hand-written per-event
+processor) run instead of ``log_agg``.
 The file source is split into as many byte ranges as processes (``splits=P``).
 
 Per round, ``-p 1`` and ``-p 2`` run alternately, each a fresh ``flowlib run`` (start-up,
@@ -47,6 +51,8 @@ from typed_vs_untyped import inputs, shared_dir
 NAME = "scaling"
 DEFAULT_EVENTS = 1_000_000
 DEFAULT_CPU_EVENTS = 300_000
+# The log_agg job without combining before the exchange: run only when asked (--only).
+LOG_AGG_VARIANTS = ("log_agg_uncombined", "log_agg_keyed")
 
 
 def timed(cmd: list[str]) -> tuple[float, float, int, str]:
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     p.add_argument("--cpu-events", type=int, default=DEFAULT_CPU_EVENTS)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--only", choices=("log_agg", "cpu"))
+    p.add_argument("--only", choices=("log_agg", "cpu", *LOG_AGG_VARIANTS))
     args = p.parse_args(argv)
     src, ref = inputs("log", args.events)
     empty = WORK / "empty.jsonl"
@@ -117,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
                            "rounds": args.rounds, "jobs": {}}
     targets: list[Target] = []
     ok = True
-    for job in ("log_agg", "cpu"):
-        if args.only not in (None, job):
+    for job in ("log_agg", "cpu", *LOG_AGG_VARIANTS):
+        if args.only != job and (args.only is not None or job in LOG_AGG_VARIANTS):
             continue
-        inp = src if job == "log_agg" else head(src, args.cpu_events)
-        n = args.events if job == "log_agg" else args.cpu_events
+        log = job != "cpu"
+        inp = src if log else head(src, args.cpu_events)
+        n = args.events if log else args.cpu_events
         warm(inp)
         runs: list[dict[str, Any]] = []
         for rnd in range(1, args.rounds + 1):
@@ -132,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                     command(empty, scratch / "empty-out.jsonl", procs, job))
                 if code != 0 or e_code != 0:
                     problem: str | None = f"exit {code}/{e_code}: {(err + e_err)[-300:]}"
-                elif job == "log_agg":
+                elif log:
                     problem = check_log(ref, out)
                 else:
                     problem = None if procs == 1 else check_cpu(scratch / f"{job}-p1.jsonl", out)

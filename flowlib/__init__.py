@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from flowlib.codecs import Codec, codec_for
+from flowlib.combining import Combinable
 from flowlib.connectors import (
     JsonLinesSink,
     JsonLinesSource,
@@ -26,6 +27,7 @@ from flowlib.state import StateBackend, StateBackendFactory
 
 __all__ = [
     "Codec",
+    "Combinable",
     "Context",
     "DeadLetter",
     "DecodeError",

@@ -3,6 +3,7 @@
 # Count is left out on purpose: operators.aggregate.Count (a keyed processor) and
 # operators.aggregations.Count (a window aggregate) share the name; import either from its
 # module.
+from operators.aggregate import Aggregated, Keyed
 from operators.aggregations import (
     Aggregate,
     Collect,
@@ -20,8 +21,10 @@ from operators.windows import SessionWindows, SlidingWindows, TumblingWindows, W
 
 __all__ = [
     "Aggregate",
+    "Aggregated",
     "Collect",
     "First",
+    "Keyed",
     "Last",
     "Max",
     "Mean",

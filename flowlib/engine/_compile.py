@@ -37,6 +37,7 @@ from flowlib.codecs._wire import Wire, wire_for
 from flowlib.connectors.base import Sink, SinkPartition, Source, SourcePartition
 from flowlib.connectors.files import JsonLinesSink
 from flowlib.dead_letter import DeadLetter
+from flowlib.engine._combine import combine_runs, combiner_of
 from flowlib.engine._counters import Counters
 from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec, KeyRuns
 from flowlib.engine._incremental import Checkpoints
@@ -409,14 +410,20 @@ def _keyed_process(
     step = n.id
     ordered = n.event_time is not None
     micros = timed_routing(step, n.processor, n.event_time)
+    combiner = combiner_of(n.processor, n.event_time is not None)
 
     def route(batch: list[Any]) -> list[Any]:
         groups, failed = route_batch(
             batch, key_fn, group, step=step, fail=fail, ordered=ordered, micros=micros
         )
         # Runs sent to another process pickle fast when the event type allows it (_wire).
-        items: list[Any] = (list(groups.items()) if wire is None
-                            else [(g, wire.wrap(r)) for g, r in groups.items()])
+        items: list[Any]
+        if combiner is not None:  # only partials cross to the key groups (_combine)
+            items = [(g, combine_runs(combiner, r, wire)) for g, r in groups.items()]
+        elif wire is None:
+            items = list(groups.items())
+        else:
+            items = [(g, wire.wrap(r)) for g, r in groups.items()]
         if failed:
             counters.add(step, len(failed), 0, len(failed))
             items.append(("", _DeadBatch(failed)))

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from flowlib.codecs import codec_for
 from flowlib.dead_letter import DeadLetter
+from flowlib.engine._combine import Combined, apply_combined
 from flowlib.engine._incremental import Checkpoints, GroupStore
 from flowlib.engine._snapshots import decode_snapshot, encode_snapshot
 from flowlib.engine._timing import END_US, MIN_US, Micros
@@ -230,9 +231,11 @@ class KeyGroup:
             self._peeked = (upcoming, to_micros(upcoming))
         return self._peeked[1] <= watermark_us
 
-    def _run(self, runs: KeyRuns, res: GroupOutput, batched: bool) -> None:
+    def _run(self, runs: KeyRuns | Combined, res: GroupOutput, batched: bool) -> None:
         """``process`` for every event, key by key (no event time: order across keys is free)."""
         process, ctx, spec = self.spec.processor.process, self.ctx, self.spec
+        if isinstance(runs, Combined):  # the routing step folded runs into partials (_combine)
+            runs = apply_combined(spec.processor, ctx, runs, res, spec.fail)
         seen = 0
         if batched:
             process_batch = spec.processor.process_batch

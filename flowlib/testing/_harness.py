@@ -22,6 +22,7 @@ from flowlib.codecs import codec_for
 from flowlib.connectors.memory import ListSink
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine import RunReport
+from flowlib.engine._combine import combine_runs, combiner_of
 from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec
 from flowlib.engine._keygroups import group_of
 from flowlib.engine._routing import route_batch, timed_routing
@@ -375,6 +376,9 @@ class ProcessorHarness(Generic[In, Out, K, V]):
             micros=timed_routing(spec.step, spec.processor, spec.event_time),
         )
         self.dead_letters.extend(failed)
+        combiner = combiner_of(spec.processor, spec.event_time is not None)
+        if combiner is not None:  # pre-aggregated too (flowlib.combining), never pickled here
+            return {g: combine_runs(combiner, runs, None) for g, runs in groups.items()}
         return groups
 
     def _wake_due(self) -> list[Out]:
