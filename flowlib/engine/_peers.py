@@ -131,15 +131,18 @@ def wait_for_listeners(
     read (then the caller's own retry applies, as without this wait).
     """
     pending = [(a, e) for a in addresses if (e := local_endpoint(a)) is not None]
-    deadline = clock() + timeout
-    pause = 0.001
+    start = clock()
+    deadline = start + timeout
     while pending:
         listeners = _read_tables(tables)
         if listeners is None:
             return []
         pending = [(a, e) for a, e in pending if not listening(e, listeners)]
-        if not pending or clock() >= deadline:
+        now = clock()
+        if not pending or now >= deadline:
             break
-        sleep(pause)
-        pause = min(pause * 2, 0.02)
+        # Peers started together bind within tens of milliseconds: look often then (a read of
+        # the tables costs microseconds, and every millisecond of lag delays the whole run),
+        # rarely once a peer is clearly late (another machine still starting).
+        sleep(0.002 if now - start < 1.0 else 0.02)
     return [a for a, _ in pending]
