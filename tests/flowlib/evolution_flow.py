@@ -18,9 +18,7 @@ time span. ``--state`` picks the state type:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 from typing_extensions import override
 
 from flowlib import Context, Flow, JsonLinesSink, Processor, TextLines
+from flowlib.testing import CrashAfter
 from operators.loghub import OpenSSHLine, parse_openssh
 
 
@@ -126,23 +125,6 @@ class Track(Processor[OpenSSHLine, Report, str, Any]):
                         getattr(st, "origin", "-"), getattr(st.span, "tz", "-")))
 
 
-class Parse:
-    """Parses a line; slows the run down and ends it abruptly when asked (tests only)."""
-
-    def __init__(self, crash_after: int | None, pause_every: int) -> None:
-        self.crash_after = crash_after
-        self.pause_every = pause_every
-        self.seen = 0
-
-    def __call__(self, line: str) -> OpenSSHLine:
-        self.seen += 1
-        if self.crash_after is not None and self.seen >= self.crash_after:
-            os._exit(137)  # no cleanup, no commit: as kill -9
-        if self.pause_every and self.seen % self.pause_every == 0:
-            time.sleep(0.02)  # lets checkpoints commit between batches before the crash
-        return parse_openssh(line)
-
-
 def build(argv: list[str]) -> Flow:
     p = argparse.ArgumentParser(prog="evolution_flow")
     p.add_argument("log", type=Path)
@@ -154,7 +136,7 @@ def build(argv: list[str]) -> Flow:
     args = p.parse_args(argv)
     flow = Flow("evolution")
     # Small batches: checkpoints commit between batches, so several must end before the crash.
-    parse = Parse(args.crash_after, args.pause_every)
+    parse = CrashAfter(parse_openssh, after=args.crash_after, pause_every=args.pause_every)
     lines = flow.source(TextLines(args.log, parse=parse, batch_bytes=64 * 1024), name="parse")
     reports = lines.key_by(lambda e: e.message.split(" ", 1)[0], key_type=str).process(
         Track(args.state), name=args.step)

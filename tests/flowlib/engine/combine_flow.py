@@ -14,13 +14,12 @@ not parse dead-letter at the source.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from flowlib import DeadLetter, Flow, JsonLinesSink, TextLines
+from flowlib.testing import CrashAfter
 from operators.aggregate import Aggregated, Keyed
 from operators.aggregations import Count, Max, Mean, Min, Multi, Sum
 from operators.loghub import HpcLine, parse_hpc
@@ -66,23 +65,6 @@ def row(k: Keyed[Key, tuple[int, float, float, float, float]]) -> Row:
     return Row(component, state, count, total, top, bottom, mean)
 
 
-class Parse:
-    """Parses a line; slows the run down and ends it abruptly when asked (tests only)."""
-
-    def __init__(self, crash_after: int | None, pause_every: int) -> None:
-        self.crash_after = crash_after
-        self.pause_every = pause_every
-        self.seen = 0
-
-    def __call__(self, line: str) -> HpcLine:
-        self.seen += 1
-        if self.crash_after is not None and self.seen >= self.crash_after:
-            os._exit(137)  # no cleanup, no commit: as kill -9
-        if self.pause_every and self.seen % self.pause_every == 0:
-            time.sleep(0.02)  # lets checkpoints commit between batches before the crash
-        return parse_hpc(line)
-
-
 def build(argv: list[str]) -> Flow:
     p = argparse.ArgumentParser(prog="combine_flow")
     p.add_argument("log", type=Path)
@@ -93,7 +75,7 @@ def build(argv: list[str]) -> Flow:
     p.add_argument("--pause-every", type=int, default=0)
     args = p.parse_args(argv)
     flow = Flow("combine", dead_letters=JsonLinesSink(args.out / "dead_letters.jsonl", DeadLetter))
-    parse = Parse(args.crash_after, args.pause_every)
+    parse = CrashAfter(parse_hpc, after=args.crash_after, pause_every=args.pause_every)
     # Small batches: many partials per key, and checkpoints between batches.
     lines = flow.source(
         TextLines(args.log, parse=parse, splits=args.splits, batch_bytes=16 * 1024), name="parse"
