@@ -39,7 +39,7 @@ from flowlib.connectors.files import JsonLinesSink
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine._combine import combine_runs, combiner_of
 from flowlib.engine._counters import Counters
-from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec, KeyRuns
+from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec, KeyRuns, late_as_dead
 from flowlib.engine._incremental import Checkpoints
 from flowlib.engine._keygroups import group_of
 from flowlib.engine._routing import route_batch, timed_routing
@@ -102,11 +102,17 @@ def default_dead_letter_sink(flow: Flow) -> Sink[DeadLetter]:
 
 
 def compile_flow(
-    flow: Flow, *, recovery: bool, checkpoints: Checkpoints | None = None, processes: int = 1
+    flow: Flow,
+    *,
+    recovery: bool,
+    checkpoints: Checkpoints | None = None,
+    processes: int = 1,
+    workers: int = 1,
 ) -> Compiled:
     """The bytewax dataflow of ``flow``; ``recovery`` says whether snapshots are kept,
     ``checkpoints`` where and how (full or incremental); ``processes`` how many processes run
-    it (items cross between processes only when there are several)."""
+    it (items cross between processes only when there are several), ``workers`` how many
+    workers in all (one worker without recovery routes a keyed step's batch as one item)."""
     if not flow.sinks:
         msg = f"flow {flow.name!r} has no sink: nothing would be written"
         raise FlowBuildError(msg)
@@ -146,7 +152,7 @@ def compile_flow(
             late_read = n.late is not None and id(n.late) in reachable
             data, late = _keyed_process(
                 n, streams[id(n.inputs[0])], flow, counters, fail, recovery, dead, late_read,
-                checkpoints, wire(n.inputs[0].out_type),
+                checkpoints, wire(n.inputs[0].out_type), one_logic=workers == 1 and not recovery,
             )
             streams[id(n)] = data
             if n.late is not None and late is not None and late_read:
@@ -357,17 +363,7 @@ class _GroupLogic(StatefulBatchLogic[KeyRuns, list[Any], bytes | None]):
         self._counters = counters
 
     def _result(self, res: GroupOutput) -> tuple[list[list[Any]], bool]:
-        g = self._group
-        late: list[Late[Any, Any]] = res.late
-        dead = res.dead
-        if late and not g.spec.late_wired:
-            dead = dead + g.late_as_dead(late)
-            late = []
-        self._counters.add(g.spec.step, res.seen, len(res.out), len(dead), len(late))
-        items = _emit(res.out, dead)
-        if late:
-            items.append(_LateBatch(late))
-        return items, False
+        return _group_result(self._group.spec, self._counters, res)
 
     @override
     def on_batch(self, values: list[KeyRuns]) -> tuple[list[list[Any]], bool]:
@@ -390,6 +386,88 @@ class _GroupLogic(StatefulBatchLogic[KeyRuns, list[Any], bytes | None]):
         return self._group.snapshot()
 
 
+def _group_result(
+    spec: KeyGroupSpec, counters: Counters, res: GroupOutput
+) -> tuple[list[list[Any]], bool]:
+    """``res`` as bytewax's ``(emit, is_complete)``: data, dead letters and late events as
+    their own batches (late ones as dead letters when the flow does not read them)."""
+    late: list[Late[Any, Any]] = res.late
+    dead = res.dead
+    if late and not spec.late_wired:
+        dead = dead + late_as_dead(late)
+        late = []
+    counters.add(spec.step, res.seen, len(res.out), len(dead), len(late))
+    items = _emit(res.out, dead)
+    if late:
+        items.append(_LateBatch(late))
+    return items, False
+
+
+_ONE_LOGIC = "all"
+"""The one bytewax key of a keyed step whose run has one worker and no recovery."""
+
+
+class _AllGroupsLogic(StatefulBatchLogic[dict[str, Any], list[Any], None]):
+    """bytewax's view of every key group of a step at once, for runs with one worker and no
+    recovery: nothing to route between workers and nothing to snapshot per group, while each
+    bytewax item costs the same whatever it holds. A batch is then one item (its runs per
+    group) instead of one per key group it touches. Each group keeps its own state, timers and
+    watermark, exactly as with one logic per group."""
+
+    def __init__(self, spec: KeyGroupSpec, counters: Counters) -> None:
+        self._spec = spec
+        self._counters = counters
+        self._groups: dict[str, KeyGroup] = {}
+        # When each group next needs wall-clock time (only groups that do).
+        self._wakeups: dict[str, datetime] = {}
+
+    def _noted(self, name: str, group: KeyGroup) -> None:
+        wakeup = group.next_wakeup()
+        if wakeup is not None:
+            self._wakeups[name] = wakeup
+        elif self._wakeups:
+            self._wakeups.pop(name, None)
+
+    @override
+    def on_batch(self, values: list[dict[str, Any]]) -> tuple[list[list[Any]], bool]:
+        res = GroupOutput()
+        groups, spec = self._groups, self._spec
+        for runs_of in values:
+            for name, runs in runs_of.items():
+                group = groups.get(name)
+                if group is None:
+                    group = groups[name] = KeyGroup(spec, None)
+                group.process([runs], res)
+                self._noted(name, group)
+        return _group_result(spec, self._counters, res)
+
+    @override
+    def on_notify(self) -> tuple[list[list[Any]], bool]:
+        res = GroupOutput()
+        now = self._spec.now()
+        for name in [n for n, t in self._wakeups.items() if t <= now]:
+            group = self._groups[name]
+            group.wake(res)
+            self._noted(name, group)
+        return _group_result(self._spec, self._counters, res)
+
+    @override
+    def on_eof(self) -> tuple[list[list[Any]], bool]:
+        res = GroupOutput()
+        for name, group in self._groups.items():
+            group.end_of_input(res)
+            self._noted(name, group)
+        return _group_result(self._spec, self._counters, res)
+
+    @override
+    def notify_at(self) -> datetime | None:
+        return min(self._wakeups.values()) if self._wakeups else None
+
+    @override
+    def snapshot(self) -> None:
+        return None  # never asked for: this logic serves runs without recovery
+
+
 def _keyed_process(
     n: ProcessNode,
     up: BxStream[Any],
@@ -401,9 +479,11 @@ def _keyed_process(
     late_read: bool,
     checkpoints: Checkpoints | None = None,
     wire: Wire | None = None,
+    one_logic: bool = False,
 ) -> tuple[BxStream[Any], BxStream[Any] | None]:
     """The data stream of a keyed step, and its late stream when the flow reads it; ``wire``
-    pickles the key runs that cross processes."""
+    pickles the key runs that cross processes; ``one_logic`` (one worker, no recovery) sends
+    a batch's runs of all groups as one item to one logic (:class:`_AllGroupsLogic`)."""
     key_fn = n.key_fn
     assert key_fn is not None
     group = group_of(codec_for(n.key_type), flow.max_key_groups)
@@ -420,6 +500,10 @@ def _keyed_process(
         items: list[Any]
         if combiner is not None:  # only partials cross to the key groups (_combine)
             items = [(g, combine_runs(combiner, r, wire)) for g, r in groups.items()]
+            if one_logic:
+                items = [(_ONE_LOGIC, dict(items))] if items else []
+        elif one_logic:
+            items = [(_ONE_LOGIC, groups)] if groups else []
         elif wire is None:
             items = list(groups.items())
         else:
@@ -437,7 +521,9 @@ def _keyed_process(
         late_wired=late_read, fail=fail, recovery=recovery, checkpoints=checkpoints,
     )
 
-    def build(resume: bytes | None) -> _GroupLogic:
+    def build(resume: bytes | None) -> StatefulBatchLogic[Any, list[Any], Any]:
+        if one_logic:
+            return _AllGroupsLogic(spec, counters)
         return _GroupLogic(spec, counters, resume)
 
     out = op.stateful_batch(step, b.trues, build)

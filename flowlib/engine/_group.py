@@ -28,7 +28,7 @@ from flowlib.timers import TimerTable
 
 __all__ = [
     "GroupOutput", "KeyGroup", "KeyGroupSpec", "KeyRuns", "LateEventError", "TimedRuns",
-    "read_times", "uses_batches",
+    "late_as_dead", "read_times", "uses_batches",
 ]
 
 KeyRuns = list[tuple[Any, list[Any]]]
@@ -194,10 +194,12 @@ class KeyGroup:
 
     # --- events ---------------------------------------------------------------------------
 
-    def process(self, batches: list[Any]) -> GroupOutput:
+    def process(self, batches: list[Any], res: GroupOutput | None = None) -> GroupOutput:
         """Handle the events of upstream batches (:data:`KeyRuns`, or :class:`TimedRuns` from
-        the routing of the batch path), in order; the watermark advances with each."""
-        res = GroupOutput()
+        the routing of the batch path), in order; the watermark advances with each. Output goes
+        to ``res`` (shared by several groups) or a new :class:`GroupOutput`."""
+        if res is None:
+            res = GroupOutput()
         ctx, spec = self.ctx, self.spec
         ctx._out, ctx._dead, ctx._fail = res.out, res.dead, spec.fail
         et, batched = spec.event_time, self._batched
@@ -469,9 +471,10 @@ class KeyGroup:
         base = self.max_event_time - et.max_out_of_orderness
         return max(start, self._last_event_wall + (nxt - base))
 
-    def wake(self) -> GroupOutput:
+    def wake(self, res: GroupOutput | None = None) -> GroupOutput:
         """Fire due processing-time timers and, when idle, advance the watermark."""
-        res = GroupOutput()
+        if res is None:
+            res = GroupOutput()
         now = self.spec.now()
         self._fire("processing", now, res)
         et = self.spec.event_time
@@ -483,9 +486,10 @@ class KeyGroup:
             self._advance(target, to_micros(target), res)
         return res
 
-    def end_of_input(self) -> GroupOutput:
+    def end_of_input(self, res: GroupOutput | None = None) -> GroupOutput:
         """Close every window (watermark to the end of time), then ``on_eof`` per key."""
-        res = GroupOutput()
+        if res is None:
+            res = GroupOutput()
         if self.eof_done:  # a resumed run of a finished input must not emit twice
             return res
         self.eof_done = True
@@ -525,16 +529,16 @@ class KeyGroup:
             self.watermark, self.max_event_time, self.eof_done,
         )
 
-    def late_as_dead(self, late: list[Late[Any, Any]]) -> list[DeadLetter]:
-        """Late events as dead letters, for steps whose late output nobody reads."""
-        return [
-            DeadLetter.from_error(
-                e.step,
-                LateEventError(
-                    f"event time {e.event_time.isoformat()} is behind the watermark "
-                    f"{e.watermark.isoformat()} beyond the allowed lateness"
-                ),
-                e.event,
-            )
-            for e in late
-        ]
+def late_as_dead(late: list[Late[Any, Any]]) -> list[DeadLetter]:
+    """Late events as dead letters, for steps whose late output nobody reads."""
+    return [
+        DeadLetter.from_error(
+            e.step,
+            LateEventError(
+                f"event time {e.event_time.isoformat()} is behind the watermark "
+                f"{e.watermark.isoformat()} beyond the allowed lateness"
+            ),
+            e.event,
+        )
+        for e in late
+    ]

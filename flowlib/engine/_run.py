@@ -61,8 +61,9 @@ def run(
     checkpoints = None if recovery_dir is None else Checkpoints(
         Path(recovery_dir), flow.name, flow.max_key_groups, incremental=incremental_checkpoints,
         inline_rows=incremental_min_keys)
+    processes = max(1, len(addresses or ()))
     compiled = compile_flow(flow, recovery=recovery, checkpoints=checkpoints,
-                            processes=max(1, len(addresses or ())))
+                            processes=processes, workers=processes * workers_per_process)
     if process_id in (None, 0) and not prepared:
         # Other processes wait for this one to connect before any event runs.
         total = workers_per_process * max(1, len(addresses or ()))

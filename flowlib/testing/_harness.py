@@ -23,7 +23,7 @@ from flowlib.connectors.memory import ListSink
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine import RunReport
 from flowlib.engine._combine import combine_runs, combiner_of
-from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec
+from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec, late_as_dead
 from flowlib.engine._keygroups import group_of
 from flowlib.engine._routing import route_batch, timed_routing
 from flowlib.errors import FlowBuildError, FlowlibError
@@ -397,7 +397,7 @@ class ProcessorHarness(Generic[In, Out, K, V]):
         if self._late_output:
             self.late += cast(list[Late[K, In]], res.late)
         else:
-            self.dead_letters += g.late_as_dead(res.late)
+            self.dead_letters += late_as_dead(res.late)
         return out
 
 
