@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import asdict
@@ -194,6 +193,8 @@ def _free_ports(n: int) -> list[int]:
 
 def _spawn_local(args: argparse.Namespace, script_args: list[str]) -> RunReport:
     """Run ``args.processes`` processes of one cluster on loopback; merge their reports."""
+    import tempfile  # only -p N needs it: a run in one process does not pay for its import
+
     flow = load_flow(args.target, script_args)  # fail here, once, on a bad script or variable
     prepare_run(flow, args.recovery, args.processes * args.workers)
     log_start(flow.name, args.workers, args.processes, args.recovery, None)
