@@ -43,6 +43,7 @@ from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec, KeyRuns, 
 from flowlib.engine._incremental import Checkpoints
 from flowlib.engine._keygroups import group_of
 from flowlib.engine._routing import route_batch, timed_routing
+from flowlib.engine._slots import slot_keys
 from flowlib.engine._threads import keep_thread_state
 from flowlib.errors import FlowBuildError
 from flowlib.flow import Flow
@@ -112,7 +113,7 @@ def compile_flow(
     """The bytewax dataflow of ``flow``; ``recovery`` says whether snapshots are kept,
     ``checkpoints`` where and how (full or incremental); ``processes`` how many processes run
     it (items cross between processes only when there are several), ``workers`` how many
-    workers in all (one worker without recovery routes a keyed step's batch as one item)."""
+    workers in all (without recovery a keyed step routes a batch as one item per worker)."""
     if not flow.sinks:
         msg = f"flow {flow.name!r} has no sink: nothing would be written"
         raise FlowBuildError(msg)
@@ -124,6 +125,10 @@ def compile_flow(
     streams: dict[int, BxStream[Any]] = {}
     dead: list[BxStream[Any]] = []
     fail = flow.on_error == "fail"
+    # Without recovery nothing is snapshotted per key group: one logic per worker then holds
+    # that worker's groups (bytewax's stateful operator costs the same per item, however much
+    # the item holds).
+    slots = None if recovery else slot_keys(workers)
 
     def wire(tp: object) -> Wire | None:
         # Batches pickle through msgpack only where they can leave the process.
@@ -152,7 +157,7 @@ def compile_flow(
             late_read = n.late is not None and id(n.late) in reachable
             data, late = _keyed_process(
                 n, streams[id(n.inputs[0])], flow, counters, fail, recovery, dead, late_read,
-                checkpoints, wire(n.inputs[0].out_type), one_logic=workers == 1 and not recovery,
+                checkpoints, wire(n.inputs[0].out_type), slots,
             )
             streams[id(n)] = data
             if n.late is not None and late is not None and late_read:
@@ -403,16 +408,12 @@ def _group_result(
     return items, False
 
 
-_ONE_LOGIC = "all"
-"""The one bytewax key of a keyed step whose run has one worker and no recovery."""
-
-
 class _AllGroupsLogic(StatefulBatchLogic[dict[str, Any], list[Any], None]):
-    """bytewax's view of every key group of a step at once, for runs with one worker and no
-    recovery: nothing to route between workers and nothing to snapshot per group, while each
-    bytewax item costs the same whatever it holds. A batch is then one item (its runs per
-    group) instead of one per key group it touches. Each group keeps its own state, timers and
-    watermark, exactly as with one logic per group."""
+    """bytewax's view of every key group a worker holds, for runs without recovery: nothing to
+    snapshot per group, while each bytewax item costs the same whatever it holds. A batch is
+    then one item per worker (its runs per group) instead of one per key group it touches
+    (``_slots``). Each group keeps its own state, timers and watermark, exactly as with one
+    logic per group."""
 
     def __init__(self, spec: KeyGroupSpec, counters: Counters) -> None:
         self._spec = spec
@@ -479,11 +480,12 @@ def _keyed_process(
     late_read: bool,
     checkpoints: Checkpoints | None = None,
     wire: Wire | None = None,
-    one_logic: bool = False,
+    slots: list[str] | None = None,
 ) -> tuple[BxStream[Any], BxStream[Any] | None]:
     """The data stream of a keyed step, and its late stream when the flow reads it; ``wire``
-    pickles the key runs that cross processes; ``one_logic`` (one worker, no recovery) sends
-    a batch's runs of all groups as one item to one logic (:class:`_AllGroupsLogic`)."""
+    pickles the key runs that cross processes. With ``slots`` (one bytewax key per worker, no
+    recovery) a batch's runs go as one item per worker to a :class:`_AllGroupsLogic` holding
+    the worker's groups; without, each key group is its own bytewax key and logic."""
     key_fn = n.key_fn
     assert key_fn is not None
     group = group_of(codec_for(n.key_type), flow.max_key_groups)
@@ -491,23 +493,37 @@ def _keyed_process(
     ordered = n.event_time is not None
     micros = timed_routing(step, n.processor, n.event_time)
     combiner = combiner_of(n.processor, n.event_time is not None)
+    # The worker's key of each group (groups spread evenly), or the one key of a lone worker.
+    slot_of = (None if slots is None
+               else {str(g): slots[g % len(slots)] for g in range(flow.max_key_groups)})
+    single = slots[0] if slots is not None and len(slots) == 1 else None
 
     def route(batch: list[Any]) -> list[Any]:
         groups, failed = route_batch(
             batch, key_fn, group, step=step, fail=fail, ordered=ordered, micros=micros
         )
-        # Runs sent to another process pickle fast when the event type allows it (_wire).
-        items: list[Any]
+        parts: dict[str, Any]
         if combiner is not None:  # only partials cross to the key groups (_combine)
-            items = [(g, combine_runs(combiner, r, wire)) for g, r in groups.items()]
-            if one_logic:
-                items = [(_ONE_LOGIC, dict(items))] if items else []
-        elif one_logic:
-            items = [(_ONE_LOGIC, groups)] if groups else []
-        elif wire is None:
-            items = list(groups.items())
+            parts = {g: combine_runs(combiner, r, wire) for g, r in groups.items()}
+        elif wire is not None:  # runs sent to another process pickle fast (_wire)
+            parts = {g: wire.wrap(r) for g, r in groups.items()}
         else:
-            items = [(g, wire.wrap(r)) for g, r in groups.items()]
+            parts = groups
+        items: list[Any]
+        if slot_of is None:
+            items = list(parts.items())
+        elif single is not None:
+            items = [(single, parts)] if parts else []
+        else:
+            by_slot: dict[str, dict[str, Any]] = {}
+            for g, runs in parts.items():
+                slot = slot_of[g]
+                of_slot = by_slot.get(slot)
+                if of_slot is None:
+                    by_slot[slot] = {g: runs}
+                else:
+                    of_slot[g] = runs
+            items = list(by_slot.items())
         if failed:
             counters.add(step, len(failed), 0, len(failed))
             items.append(("", _DeadBatch(failed)))
@@ -522,7 +538,7 @@ def _keyed_process(
     )
 
     def build(resume: bytes | None) -> StatefulBatchLogic[Any, list[Any], Any]:
-        if one_logic:
+        if slots is not None:
             return _AllGroupsLogic(spec, counters)
         return _GroupLogic(spec, counters, resume)
 

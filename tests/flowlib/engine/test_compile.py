@@ -1,8 +1,9 @@
-"""How keyed steps reach bytewax: one logic per key group, or one logic for all groups when the
-run has one worker and no recovery (each bytewax item costs the same whatever it holds)."""
+"""How keyed steps reach bytewax: one logic per key group with recovery, else one logic per
+worker holding the worker's key groups (each bytewax item costs the same whatever it holds)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -94,12 +95,34 @@ def test_one_worker_without_recovery_sends_each_batch_as_one_item(
     assert (counts.records_in, counts.records_out, counts.late) == (len(events()), 240, 1)
 
 
-def test_one_logic_and_one_logic_per_group_give_the_same_windows(tmp_path: Path) -> None:
+def test_logics_per_worker_and_per_group_give_the_same_windows(tmp_path: Path) -> None:
     one = run_windows(1)
-    per_group = run_windows(2)  # two workers: one logic per key group
-    with_recovery = run_windows(1, recovery_dir=tmp_path)  # one worker, snapshots: per group
-    assert one[:2] == per_group[:2] == with_recovery[:2]
+    two = run_windows(2)  # two workers: a logic per worker, each holding its groups
+    # with recovery, every key group is its own logic (its own snapshots)
+    one_per_group = run_windows(1, recovery_dir=tmp_path / "one")
+    two_per_group = run_windows(2, recovery_dir=tmp_path / "two")
+    assert one[:2] == two[:2] == one_per_group[:2] == two_per_group[:2]
     assert one[0] == sorted((k, end, 10) for k in KEYS for end in range(10, 70, 10))
+
+
+def test_each_worker_holds_its_own_key_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    holders: dict[str, set[int]] = {}  # key group -> the logics (by id) that received it
+    threads: dict[int, set[int]] = {}  # logic -> the threads it ran on
+    on_batch = _compile._AllGroupsLogic.on_batch
+
+    def spy(self: Any, values: list[dict[str, Any]]) -> Any:
+        threads.setdefault(id(self), set()).add(threading.get_ident())
+        for runs_of in values:
+            for group in runs_of:
+                holders.setdefault(group, set()).add(id(self))
+        return on_batch(self, values)
+
+    monkeypatch.setattr(_compile._AllGroupsLogic, "on_batch", spy)
+    run_windows(2)
+    assert len(holders) == 8 and all(len(h) == 1 for h in holders.values())
+    # two logics, one per worker thread: the slot keys landed on different workers
+    assert len(threads) == 2 and all(len(t) == 1 for t in threads.values())
+    assert len(set().union(*threads.values())) == 2
 
 
 class SlowSource(Source[Ev]):
