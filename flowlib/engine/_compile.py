@@ -2,8 +2,10 @@
 
 Items travel through bytewax in batches: every bytewax item is a ``list`` of events (or a
 :class:`_DeadBatch` of dead letters), so bytewax's per-item cost is paid once per batch. A keyed
-step routes each batch into per-key-group sub-batches; one bytewax stateful logic per key group
-holds a :class:`~flowlib.state.StateBackend` for all keys of the group.
+step routes each batch into per-key-group sub-batches; each key group holds a
+:class:`~flowlib.state.StateBackend` for all its keys. With recovery, every key group is its own
+bytewax stateful logic (its own snapshots); without, one logic per worker holds that worker's
+groups, so a batch is one bytewax item per worker (:class:`_AllGroupsLogic`).
 """
 
 from __future__ import annotations
