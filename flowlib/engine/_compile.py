@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -42,7 +42,6 @@ from flowlib.dead_letter import DeadLetter
 from flowlib.engine._combine import combine_runs, combiner_of
 from flowlib.engine._counters import Counters
 from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec, KeyRuns, late_as_dead
-from flowlib.engine._incremental import Checkpoints
 from flowlib.engine._keygroups import group_of
 from flowlib.engine._routing import route_batch, timed_routing
 from flowlib.engine._slots import slot_keys
@@ -51,6 +50,9 @@ from flowlib.errors import FlowBuildError
 from flowlib.flow import Flow
 from flowlib.processor import Context
 from flowlib.time import Late
+
+if TYPE_CHECKING:  # checkpoint machinery is imported only by runs that keep checkpoints
+    from flowlib.engine._incremental import Checkpoints
 
 __all__ = ["Compiled", "compile_flow", "default_dead_letter_sink", "step_kinds"]
 

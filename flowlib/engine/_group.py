@@ -12,19 +12,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from operator import le
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flowlib.codecs import codec_for
 from flowlib.dead_letter import DeadLetter
 from flowlib.engine._combine import Combined, apply_combined
-from flowlib.engine._incremental import Checkpoints, GroupStore
-from flowlib.engine._snapshots import decode_snapshot, encode_snapshot
 from flowlib.engine._timing import END_US, MIN_US, Micros
 from flowlib.errors import FlowlibError
 from flowlib.processor import Context, Processor, ValueState
 from flowlib.state import StateBackend, StateBackendFactory, snapshot_schema
 from flowlib.time import END_OF_TIME, EventTime, Late, Timer, from_micros, to_micros
 from flowlib.timers import TimerTable
+
+if TYPE_CHECKING:  # checkpoint machinery is imported only by groups that checkpoint
+    from flowlib.engine._incremental import Checkpoints, GroupStore
 
 __all__ = [
     "GroupOutput", "KeyGroup", "KeyGroupSpec", "KeyRuns", "LateEventError", "TimedRuns",
@@ -150,9 +151,13 @@ class KeyGroup:
         cp = spec.checkpoints
         self._store: GroupStore | None = None
         if cp is not None and cp.incremental and self.backend.supports_change_tracking:
+            from flowlib.engine._incremental import GroupStore
+
             self._store = GroupStore(cp, spec.step, spec.key_type, spec.state_type, key_codec)
         watermark: datetime | None = None
         if resume is not None:
+            from flowlib.engine._snapshots import decode_snapshot
+
             snap = decode_snapshot(
                 resume, spec.step, snapshot_schema(key_codec, value_codec), key_codec,
                 value_codec, cp.root if cp is not None else None,
@@ -524,6 +529,8 @@ class KeyGroup:
                 # The context's state bound the untracked accessors: bind the tracking ones.
                 self.ctx.state = ValueState(self.ctx, self.backend)
             return data
+        from flowlib.engine._snapshots import encode_snapshot
+
         return encode_snapshot(
             s.step, s.key_type, s.state_type, self.backend.snapshot(), self.timers.entries(),
             self.watermark, self.max_event_time, self.eof_done,

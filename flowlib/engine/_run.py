@@ -9,15 +9,18 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bytewax._bytewax import cli_main
 from bytewax.recovery import RecoveryConfig
 
 from flowlib.engine._compile import compile_flow, default_dead_letter_sink
 from flowlib.engine._counters import Counters, RunReport
-from flowlib.engine._incremental import Checkpoints
 from flowlib.engine._peers import wait_for_listeners
 from flowlib.flow import Flow
+
+if TYPE_CHECKING:
+    from flowlib.engine._incremental import Checkpoints
 
 __all__ = ["PEER_WAIT_SECONDS", "prepare_run", "run", "user_error"]
 
@@ -58,9 +61,14 @@ def run(
     traceback, not wrapped in the engine's errors.
     """
     recovery = recovery_dir is not None
-    checkpoints = None if recovery_dir is None else Checkpoints(
-        Path(recovery_dir), flow.name, flow.max_key_groups, incremental=incremental_checkpoints,
-        inline_rows=incremental_min_keys)
+    checkpoints: Checkpoints | None = None
+    if recovery_dir is not None:
+        # Imported here: a run without checkpoints does not pay for sqlite3, secrets, ...
+        from flowlib.engine._incremental import Checkpoints
+
+        checkpoints = Checkpoints(
+            Path(recovery_dir), flow.name, flow.max_key_groups,
+            incremental=incremental_checkpoints, inline_rows=incremental_min_keys)
     processes = max(1, len(addresses or ()))
     compiled = compile_flow(flow, recovery=recovery, checkpoints=checkpoints,
                             processes=processes, workers=processes * workers_per_process)
