@@ -237,10 +237,10 @@ class ProcessorHarness(Generic[In, Out, K, V]):
         out: list[Out] = []
         if self._key is None:  # stateless: one pseudo key, None, as ``ctx.key`` is in a flow
             g = self._groups[0]
-            return self._collect(g, g.process([[(None, batch)]])) if batch else out
+            return self._collect(g.process([[(None, batch)]])) if batch else out
         for gid, group_runs in self._route(batch).items():
             g = self._groups[int(gid)]
-            out += self._collect(g, g.process([group_runs]))
+            out += self._collect(g.process([group_runs]))
         return out
 
     def advance_watermark(self, watermark: datetime) -> list[Out]:
@@ -248,7 +248,7 @@ class ProcessorHarness(Generic[In, Out, K, V]):
         event-time timers due; returns what they emitted."""
         out: list[Out] = []
         for g in self._groups:
-            out += self._collect(g, g.advance_watermark(watermark))
+            out += self._collect(g.advance_watermark(watermark))
         return out
 
     def advance_processing_time(self, delta: timedelta) -> list[Out]:
@@ -279,7 +279,7 @@ class ProcessorHarness(Generic[In, Out, K, V]):
         timer fires), then ``on_eof`` runs once per key with state; returns what was emitted."""
         out: list[Out] = []
         for g in self._groups:
-            out += self._collect(g, g.end_of_input())
+            out += self._collect(g.end_of_input())
         return out
 
     # --- inspecting ----------------------------------------------------------------------------
@@ -387,10 +387,10 @@ class ProcessorHarness(Generic[In, Out, K, V]):
         for g in self._groups:
             w = g.next_wakeup()
             if w is not None and w <= now:
-                out += self._collect(g, g.wake())
+                out += self._collect(g.wake())
         return out
 
-    def _collect(self, g: KeyGroup, res: GroupOutput) -> list[Out]:
+    def _collect(self, res: GroupOutput) -> list[Out]:
         out = cast(list[Out], res.out)
         self.outputs += out
         self.dead_letters += res.dead
