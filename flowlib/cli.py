@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         args.report_file.write_text(json.dumps(asdict(report)))
     elif not args.quiet:
         print(report.table(), file=sys.stderr)
-        print(f"{report.flow}: done in {report.wall_seconds:.2f} s", file=sys.stderr)
+        print(report.summary(), file=sys.stderr)
     return 0
 
 

@@ -74,6 +74,11 @@ class StateBackend(ABC, Generic[K, V]):
     def items(self) -> Iterator[tuple[K, V]]:
         """All ``(key, value)`` pairs, in no particular order."""
 
+    def approximate_len(self) -> int:
+        """The number of keys, for metrics: cheap, and safe to call from another thread while
+        the step runs. Here ``len(self)``; a backend whose ``len`` does I/O overrides it."""
+        return len(self)
+
     def snapshot(self) -> pa.Table:
         """All state as an Arrow table with the schema of :func:`snapshot_schema`."""
         import pyarrow as pa

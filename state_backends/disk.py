@@ -199,6 +199,12 @@ class DiskBackend(StateBackend[K, V]):
         return self._on_disk
 
     @override
+    def approximate_len(self) -> int:
+        """Keys on disk as of the last flush: without flushing (no I/O, and no change to the
+        cache the step's thread is using), so behind by at most ``cache_entries`` keys."""
+        return self._on_disk
+
+    @override
     def items(self) -> Iterator[tuple[K, V]]:
         self.flush()
         item = self._records.item

@@ -10,6 +10,7 @@ groups, so a batch is one bytewax item per worker (:class:`_AllGroupsLogic`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -215,11 +216,13 @@ class _BxSourcePartition(StatefulSourcePartition[list[Any], Any]):
 
     @override
     def next_batch(self) -> list[list[Any]]:
+        started = self._counters.start()
         got = self._part.read_batch()
         if got is None:
             raise StopIteration
         events, dead = got
-        self._counters.add(self._step, len(events) + len(dead), len(events), len(dead))
+        self._counters.add(self._step, len(events) + len(dead), len(events), len(dead),
+                           started=started)
         self._counters.source_size(
             self._step, self._name, self._part.size_hint(), self._part.size_unit
         )
@@ -298,8 +301,9 @@ def _function_step(
         return out, dead
 
     def run(batch: list[Any]) -> list[list[Any]]:
+        started = counters.start()
         out, dead = apply(batch)
-        counters.add(step, len(batch), len(out), len(dead))
+        counters.add(step, len(batch), len(out), len(dead), started=started)
         return _emit(out, dead)
 
     return run
@@ -344,11 +348,12 @@ def _stateless_process_step(
     ctx: Context[Any, Any, Any] = Context(step, None)
 
     def run(batch: list[Any]) -> list[list[Any]]:
+        started = counters.start()
         out: list[Any] = []
         ctx._out = out
         dead: list[DeadLetter] = []
         seen = _run_processor(processor.process, ctx, iter(batch), step, fail, dead)
-        counters.add(step, seen, len(out), len(dead))
+        counters.add(step, seen, len(out), len(dead), started=started)
         return _emit(out, dead)
 
     return run
@@ -370,21 +375,31 @@ class _GroupLogic(StatefulBatchLogic[KeyRuns, list[Any], bytes | None]):
     def __init__(self, spec: KeyGroupSpec, counters: Counters, resume: bytes | None) -> None:
         self._group = KeyGroup(spec, resume)
         self._counters = counters
+        counters.groups.watch(spec.step, self._group)
+        # Bytes a snapshot wrote to files of its own (incremental checkpoints), beside those
+        # it hands to bytewax.
+        self._file_bytes: Callable[[], int] | None = None
+        if spec.checkpoints is not None and spec.checkpoints.incremental:
+            from flowlib.engine._segment_files import FILES
 
-    def _result(self, res: GroupOutput) -> tuple[list[list[Any]], bool]:
-        return _group_result(self._group.spec, self._counters, res)
+            self._file_bytes = FILES.written_by_this_thread
 
     @override
     def on_batch(self, values: list[KeyRuns]) -> tuple[list[list[Any]], bool]:
-        return self._result(self._group.process(values))
+        started = self._counters.start()
+        return _group_result(self._group.spec, self._counters, self._group.process(values),
+                             started)
 
     @override
     def on_notify(self) -> tuple[list[list[Any]], bool]:
-        return self._result(self._group.wake())
+        started = self._counters.start()
+        return _group_result(self._group.spec, self._counters, self._group.wake(), started)
 
     @override
     def on_eof(self) -> tuple[list[list[Any]], bool]:
-        return self._result(self._group.end_of_input())
+        started = self._counters.start()
+        return _group_result(self._group.spec, self._counters, self._group.end_of_input(),
+                             started)
 
     @override
     def notify_at(self) -> datetime | None:
@@ -392,11 +407,19 @@ class _GroupLogic(StatefulBatchLogic[KeyRuns, list[Any], bytes | None]):
 
     @override
     def snapshot(self) -> bytes | None:
-        return self._group.snapshot()
+        files = self._file_bytes
+        before = files() if files is not None else 0
+        started = time.perf_counter()
+        data = self._group.snapshot()
+        seconds = time.perf_counter() - started
+        if data is not None:
+            size = len(data) + (files() - before if files is not None else 0)
+            self._counters.checkpoints.record(self._group.spec.step, seconds, size)
+        return data
 
 
 def _group_result(
-    spec: KeyGroupSpec, counters: Counters, res: GroupOutput
+    spec: KeyGroupSpec, counters: Counters, res: GroupOutput, started: float
 ) -> tuple[list[list[Any]], bool]:
     """``res`` as bytewax's ``(emit, is_complete)``: data, dead letters and late events as
     their own batches (late ones as dead letters when the flow does not read them)."""
@@ -405,7 +428,7 @@ def _group_result(
     if late and not spec.late_wired:
         dead = dead + late_as_dead(late)
         late = []
-    counters.add(spec.step, res.seen, len(res.out), len(dead), len(late))
+    counters.add(spec.step, res.seen, len(res.out), len(dead), len(late), started)
     items = _emit(res.out, dead)
     if late:
         items.append(_LateBatch(late))
@@ -435,6 +458,7 @@ class _AllGroupsLogic(StatefulBatchLogic[dict[str, Any], list[Any], None]):
 
     @override
     def on_batch(self, values: list[dict[str, Any]]) -> tuple[list[list[Any]], bool]:
+        started = self._counters.start()
         res = GroupOutput()
         groups, spec = self._groups, self._spec
         for runs_of in values:
@@ -442,27 +466,30 @@ class _AllGroupsLogic(StatefulBatchLogic[dict[str, Any], list[Any], None]):
                 group = groups.get(name)
                 if group is None:
                     group = groups[name] = KeyGroup(spec, None)
+                    self._counters.groups.watch(spec.step, group)
                 group.process([runs], res)
                 self._noted(name, group)
-        return _group_result(spec, self._counters, res)
+        return _group_result(spec, self._counters, res, started)
 
     @override
     def on_notify(self) -> tuple[list[list[Any]], bool]:
+        started = self._counters.start()
         res = GroupOutput()
         now = self._spec.now()
         for name in [n for n, t in self._wakeups.items() if t <= now]:
             group = self._groups[name]
             group.wake(res)
             self._noted(name, group)
-        return _group_result(self._spec, self._counters, res)
+        return _group_result(self._spec, self._counters, res, started)
 
     @override
     def on_eof(self) -> tuple[list[list[Any]], bool]:
+        started = self._counters.start()
         res = GroupOutput()
         for name, group in self._groups.items():
             group.end_of_input(res)
             self._noted(name, group)
-        return _group_result(self._spec, self._counters, res)
+        return _group_result(self._spec, self._counters, res, started)
 
     @override
     def notify_at(self) -> datetime | None:
@@ -571,9 +598,10 @@ class _BxSinkPartition(StatefulSinkPartition[list[Any], Any]):
 
     @override
     def write_batch(self, values: list[list[Any]]) -> None:
+        started = self._counters.start()
         items = values[0] if len(values) == 1 else [x for batch in values for x in batch]
         self._part.write_batch(items)
-        self._counters.add(self._step, len(items), len(items), 0)
+        self._counters.add(self._step, len(items), len(items), 0, started=started)
 
     @override
     def snapshot(self) -> Any:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
+
+from flowlib.engine._live_stats import LATENCY_BUCKETS, CheckpointTally, Histogram, StateProbe
 
 __all__ = ["Counters", "RunReport", "StepCounts"]
 
@@ -56,27 +59,43 @@ class RunReport:
         ]
         return RunReport(self.flow, steps, max(self.wall_seconds, other.wall_seconds))
 
+    @property
+    def records_read(self) -> int:
+        """Records the sources read (dead letters of parsing included)."""
+        return sum(s.records_in for s in self.steps if s.kind == "source")
+
     def table(self) -> str:
-        """A fixed-width table: one line per step: in / out / dead letters / late counts."""
-        rows = [("step", "kind", "in", "out", "dead letters", "late")]
+        """A fixed-width table, one line per step: in / out / dead letters / late counts, and
+        records in per second of wall time."""
+        wall = self.wall_seconds
+        rows = [("step", "kind", "in", "out", "dead letters", "late", "in/s")]
         rows += [
             (s.step, s.kind, str(s.records_in), str(s.records_out), str(s.dead_letters),
-             str(s.late))
+             str(s.late), f"{s.records_in / wall:,.0f}" if wall > 0 else "-")
             for s in self.steps
         ]
-        widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = []
         for r in rows:
             cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])]
-            cells += [r[i].rjust(widths[i]) for i in range(2, 6)]
+            cells += [r[i].rjust(widths[i]) for i in range(2, len(r))]
             lines.append("  ".join(cells).rstrip())
         return "\n".join(lines)
+
+    def summary(self) -> str:
+        """One line: wall time, records read and their rate."""
+        wall, read = self.wall_seconds, self.records_read
+        rate = f" ({read / wall:,.0f}/s)" if wall > 0 else ""
+        return f"{self.flow}: done in {wall:.2f} s, {read:,} records read{rate}"
 
 
 class Counters:
     """Thread-safe counters shared by the worker threads of one process.
 
-    Updated once per batch, never per event, so the lock costs nothing measurable.
+    Updated once per batch, never per event, so the lock costs nothing measurable. Beside the
+    counts: each step's batch latencies while :attr:`timed` is set (by the metrics server),
+    the checkpoints taken (:attr:`checkpoints`) and the key groups observers read
+    (:attr:`groups`).
     """
 
     def __init__(self, flow: str, steps: list[tuple[str, str]]) -> None:
@@ -84,6 +103,14 @@ class Counters:
         self._report = RunReport(flow, [StepCounts(s, k) for s, k in steps])
         self._index = {s: i for i, (s, _) in enumerate(steps)}
         self._sizes: dict[tuple[str, str], tuple[int, int, str]] = {}
+        self.timed = False
+        self._latency = {s: Histogram(LATENCY_BUCKETS) for s, _ in steps}
+        self.checkpoints = CheckpointTally()
+        self.groups = StateProbe()
+
+    @property
+    def flow(self) -> str:
+        return self._report.flow
 
     def source_size(
         self, step: str, partition: str, size: tuple[int, int] | None, unit: str
@@ -102,15 +129,29 @@ class Counters:
                 out[unit] = (d + done, t + total)
         return out
 
+    def start(self) -> float:
+        """The time a batch starts, for :meth:`add`'s ``started`` (0 when not :attr:`timed`)."""
+        return time.perf_counter() if self.timed else 0.0
+
     def add(
-        self, step: str, records_in: int, records_out: int, dead: int, late: int = 0
+        self, step: str, records_in: int, records_out: int, dead: int, late: int = 0,
+        started: float = 0.0,
     ) -> None:
+        """Count a batch of ``step``; ``started`` (from :meth:`start`) times it."""
+        seconds = time.perf_counter() - started if started else 0.0
         with self._lock:
             c = self._report.steps[self._index[step]]
             c.records_in += records_in
             c.records_out += records_out
             c.dead_letters += dead
             c.late += late
+            if started:
+                self._latency[step].observe(seconds)
+
+    def latencies(self) -> dict[str, Histogram]:
+        """Each step's batch latencies so far (empty histograms unless :attr:`timed`)."""
+        with self._lock:
+            return {s: h.copy() for s, h in self._latency.items()}
 
     def report(self, wall_seconds: float) -> RunReport:
         with self._lock:

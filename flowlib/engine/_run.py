@@ -78,6 +78,8 @@ def run(
         prepare_run(flow, recovery_dir, total)
     config = RecoveryConfig(Path(recovery_dir)) if recovery_dir is not None else None
     os.environ.setdefault("RUST_BACKTRACE", "0")  # the user's traceback is the useful one
+    # Snapshots closer together than this are one checkpoint (epochs are an interval apart).
+    compiled.counters.checkpoints.gap = min(0.5, snapshot_interval.total_seconds() / 2)
     if on_start is not None:
         on_start(compiled.counters)
     if addresses and process_id:

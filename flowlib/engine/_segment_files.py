@@ -30,6 +30,7 @@ class OpenFiles:
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._limit = limit
         self._lock = threading.Lock()  # the workers of a process are threads
+        self._written = threading.local()
 
     def write(self, path: str, flags: int, data: bytes, *, keep: bool, fsync: bool) -> None:
         """Write all of ``data`` to ``path`` (opened with ``flags`` unless kept open)."""
@@ -41,6 +42,7 @@ class OpenFiles:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
+            self._written.n = getattr(self._written, "n", 0) + len(data)
             if fsync:
                 os.fsync(fd)
         except BaseException:
@@ -54,6 +56,11 @@ class OpenFiles:
             old = self._fds.popitem(last=False)[1] if len(self._fds) > self._limit else None
         if old is not None:
             os.close(old)
+
+    def written_by_this_thread(self) -> int:
+        """Bytes this thread has written through :meth:`write` (a checkpoint's size)."""
+        n: int = getattr(self._written, "n", 0)
+        return n
 
     def forget(self, path: str) -> None:
         """Close ``path`` if it is kept open (before deleting it)."""

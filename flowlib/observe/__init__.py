@@ -11,15 +11,22 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from flowlib.engine._counters import Counters
-from flowlib.observe._logging import DeadLetterLog, configure, level_for, log_end, log_start
+from flowlib.observe._logging import (
+    CheckpointLog,
+    DeadLetterLog,
+    configure,
+    level_for,
+    log_end,
+    log_start,
+)
 from flowlib.observe._progress import Periodic, Progress
 
 if TYPE_CHECKING:
     from flowlib.observe._metrics import CountersCollector, MetricsServer
 
 __all__ = [
-    "CountersCollector", "DeadLetterLog", "MetricsServer", "Observers", "Periodic", "Progress",
-    "configure", "level_for", "log_end", "log_start",
+    "CheckpointLog", "CountersCollector", "DeadLetterLog", "MetricsServer", "Observers",
+    "Periodic", "Progress", "configure", "level_for", "log_end", "log_start",
 ]
 
 
@@ -48,6 +55,7 @@ class Observers:
 
             self.metrics = MetricsServer(counters, self._metrics_port)
         self._threads.append(DeadLetterLog(counters))
+        self._threads.append(CheckpointLog(counters))
         if self._progress:
             self._threads.append(Progress(counters, sys.stderr, tty=sys.stderr.isatty()))
         for t in self._threads:

@@ -1,4 +1,5 @@
-"""Levelled logs of a run: configuration, start and end lines, dead-letter increases."""
+"""Levelled logs of a run: configuration, start and end lines, checkpoints, dead-letter
+increases."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flowlib.engine._counters import Counters, RunReport
-from flowlib.observe._progress import Periodic
+from flowlib.observe._progress import Periodic, format_bytes
 
-__all__ = ["DeadLetterLog", "configure", "level_for", "log_end", "log_start"]
+__all__ = ["CheckpointLog", "DeadLetterLog", "configure", "level_for", "log_end", "log_start"]
 
 log = logging.getLogger("flowlib")
 
@@ -86,3 +87,25 @@ class DeadLetterLog(Periodic):
                 self._seen[s.step] = s.dead_letters
                 log.info("%s: %d new dead letter(s) at step %s (%d in all)",
                          report.flow, new, s.step, s.dead_letters)
+
+
+class CheckpointLog(Periodic):
+    """One INFO line per checkpoint this process took part in, once its snapshots are done:
+    its number, the key group snapshots taken, their bytes per step and the time they took."""
+
+    def __init__(self, counters: Counters, interval: float = 0.2) -> None:
+        super().__init__(interval, "flowlib-checkpoints")
+        self._counters = counters
+        self._stopping = False
+
+    def tick(self) -> None:
+        for cp in self._counters.checkpoints.take_finished(all_=self._stopping):
+            steps = ", ".join(f"{s} {format_bytes(n)}" for s, n in sorted(cp.bytes_by_step.items()))
+            log.info("%s: checkpoint %d: %d key group snapshot(s), %s (%s) in %.3f s",
+                     self._counters.flow, cp.number, cp.groups, format_bytes(cp.bytes), steps,
+                     cp.seconds)
+
+    def stop(self) -> None:
+        self._stopping = True  # the last tick logs a checkpoint still open: the run ended
+        super().stop()
+

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from prometheus_client import start_http_server
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from flowlib.engine._counters import Counters
+from flowlib.engine._live_stats import Histogram
 
 __all__ = ["CountersCollector", "MetricsServer"]
 
@@ -22,21 +29,80 @@ _METRICS = (
 
 
 class CountersCollector(Collector):
-    """Per-step counters labelled by flow, step and kind.
+    """A run's metrics: per-step counters labelled by flow, step and kind; per-step batch
+    latency, state keys and watermark; the checkpoints of this process.
 
-    Reads a snapshot of the counters on each scrape, so the running flow pays nothing.
+    Reads the counters and key groups on each scrape, so the running flow pays nothing but the
+    timing of its batches.
     """
 
     def __init__(self, counters: Counters) -> None:
         self._counters = counters
 
     def collect(self) -> Iterator[Metric]:
-        report = self._counters.report(0.0)
+        c = self._counters
+        report = c.report(0.0)
+        flow = report.flow
         for name, attr, doc in _METRICS:
             family = CounterMetricFamily(name, doc, labels=["flow", "step", "kind"])
             for s in report.steps:
-                family.add_metric([report.flow, s.step, s.kind], getattr(s, attr))
+                family.add_metric([flow, s.step, s.kind], getattr(s, attr))
             yield family
+        latency = HistogramMetricFamily(
+            "flowlib_processing_latency_seconds",
+            "Seconds a step took to process one batch (a source: to read one; a keyed step: its "
+            "key groups' processing of one batch; a sink: to write one).",
+            labels=["flow", "step"],
+        )
+        for step, h in c.latencies().items():
+            latency.add_metric([flow, step], _buckets(h), h.sum)
+        yield latency
+        keys = GaugeMetricFamily("flowlib_state_keys", "Keys in a keyed step's state.",
+                                 labels=["flow", "step"])
+        for step, n in c.groups.state_keys().items():
+            keys.add_metric([flow, step], n)
+        yield keys
+        now = time.time()
+        mark = GaugeMetricFamily(
+            "flowlib_watermark_seconds",
+            "An event-time step's watermark (the earliest of its key groups'), as Unix time.",
+            labels=["flow", "step"])
+        lag = GaugeMetricFamily(
+            "flowlib_watermark_lag_seconds",
+            "Wall-clock time now minus an event-time step's watermark.", labels=["flow", "step"])
+        for step, w in c.groups.watermarks().items():
+            mark.add_metric([flow, step], w.timestamp())
+            lag.add_metric([flow, step], now - w.timestamp())
+        yield mark
+        yield lag
+        count, durations, total, last = c.checkpoints.summary()
+        checkpoints = CounterMetricFamily(
+            "flowlib_checkpoints", "Checkpoints for which this process snapshotted state.",
+            labels=["flow"])
+        checkpoints.add_metric([flow], count)
+        yield checkpoints
+        dur = HistogramMetricFamily(
+            "flowlib_checkpoint_duration_seconds",
+            "Seconds this process spent snapshotting state for one checkpoint.", labels=["flow"])
+        dur.add_metric([flow], _buckets(durations), durations.sum)
+        yield dur
+        written = CounterMetricFamily(
+            "flowlib_checkpoint_written_bytes", "Bytes of state snapshots written in all.",
+            labels=["flow"])
+        written.add_metric([flow], total)
+        yield written
+        size = GaugeMetricFamily(
+            "flowlib_checkpoint_size_bytes",
+            "Bytes of a step's state snapshots in the latest checkpoint (its key groups that "
+            "changed).", labels=["flow", "step"])
+        if last is not None:
+            for step, n in last.bytes_by_step.items():
+                size.add_metric([flow, step], n)
+        yield size
+
+
+def _buckets(h: Histogram) -> list[tuple[str, float]]:
+    return [("+Inf" if b == float("inf") else repr(b), n) for b, n in h.cumulative()]
 
 
 class MetricsServer:
@@ -47,6 +113,7 @@ class MetricsServer:
         # interpreter and keep our collector alive across runs in one process.
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(CountersCollector(counters))
+        counters.timed = True  # batch latencies are measured only when someone reads them
         self._server, self._thread = start_http_server(port, host, registry=self.registry)
 
     @property

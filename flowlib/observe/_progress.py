@@ -9,7 +9,7 @@ from typing import TextIO
 
 from flowlib.engine._counters import Counters
 
-__all__ = ["Periodic", "Progress"]
+__all__ = ["Periodic", "Progress", "format_bytes"]
 
 log = logging.getLogger("flowlib.progress")
 
@@ -62,11 +62,10 @@ class Progress(Periodic):
 
     def line(self) -> str:
         """The progress text: source records, rate, elapsed time; share of input read, ETA."""
-        report = self._counters.report(0.0)
-        read = sum(s.records_in for s in report.steps if s.kind == "source")
+        read = self._counters.report(0.0).records_read
         elapsed = time.perf_counter() - self._started
         rate = read / elapsed if elapsed > 0 else 0.0
-        text = f"{report.flow}: {read:,} records read, {rate:,.0f}/s, {elapsed:.1f} s"
+        text = f"{self._counters.flow}: {read:,} records read, {rate:,.0f}/s, {elapsed:.1f} s"
         sizes = self._counters.source_sizes()
         if not sizes:  # unbounded or unsized inputs
             return text
@@ -74,7 +73,7 @@ class Progress(Periodic):
         eta, unknown = 0.0, False
         for unit, (done, total) in sorted(sizes.items()):
             share = f" ({done / total:.0%})" if total > 0 else ""
-            amount = (f"{_bytes(done)} of {_bytes(total)}" if unit == "bytes"
+            amount = (f"{format_bytes(done)} of {format_bytes(total)}" if unit == "bytes"
                       else f"{done:,} of {total:,} {unit}")
             parts.append(amount + share)
             progressed = done - self._done_at_start.setdefault(unit, done)
@@ -86,11 +85,23 @@ class Progress(Periodic):
                 unknown = True
         return f"{text} | {', '.join(parts)}, ETA {'?' if unknown else _duration(eta)}"
 
+    def bar(self, width: int = 24) -> str:
+        """``[=====>     ]``: the share of a bounded input read (of the kind of input least
+        read), or ``""`` for unbounded or unsized inputs."""
+        shares = [done / total for done, total in self._counters.source_sizes().values()
+                  if total > 0]
+        if not shares:
+            return ""
+        filled = int(min(1.0, min(shares)) * width)
+        head = ">" if filled < width else ""
+        return "[" + ("=" * filled + head).ljust(width) + "] "
+
     def tick(self) -> None:
         if self._final:
             return
-        if self._tty:
-            self._stream.write("\r" + self.line() + "\x1b[K")
+        if self._tty:  # a bar after the flow's name: where the eye looks first
+            flow, _, rest = self.line().partition(": ")
+            self._stream.write(f"\r{flow}: {self.bar()}{rest}\x1b[K")
             self._stream.flush()
         else:
             log.info("%s", self.line())
@@ -103,7 +114,8 @@ class Progress(Periodic):
             self._stream.flush()
 
 
-def _bytes(n: int) -> str:
+def format_bytes(n: int) -> str:
+    """``n`` bytes in B, KiB, MiB or GiB."""
     for scale, name in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
         if n >= scale:
             return f"{n / scale:.1f} {name}"

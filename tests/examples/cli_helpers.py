@@ -29,6 +29,14 @@ def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 300) ->
     return proc.stderr
 
 
+def step_counts(stderr: str, step: str) -> tuple[int, int, int, int]:
+    """``(in, out, dead letters, late)`` of ``step`` in the report table ``flowlib run`` prints
+    (its columns: step, kind, in, out, dead letters, late, in/s)."""
+    line = next(x for x in stderr.splitlines() if x.split()[:1] == [step])
+    n_in, n_out, dead, late = (int(v) for v in line.split()[-5:-1])
+    return n_in, n_out, dead, late
+
+
 def structured_rows(system: str) -> list[dict[str, str]]:
     """LogHub's own labelling of every line of the ``system`` sample (the independent answer)."""
     path = LOGHUB / system / f"{system}_2k.log_structured.csv"

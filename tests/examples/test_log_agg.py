@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples.cli_helpers import LOGHUB, ROOT, flowlib_command, run_cli, structured_rows
+from tests.examples.cli_helpers import (
+    LOGHUB,
+    ROOT,
+    flowlib_command,
+    run_cli,
+    step_counts,
+    structured_rows,
+)
 
 SCRIPT = ROOT / "examples" / "log_agg.py"
 APACHE = LOGHUB / "Apache" / "Apache_2k.log"
@@ -123,8 +130,7 @@ def test_malformed_lines_become_dead_letters_and_counts_add_up(tmp_path: Path) -
     assert {d["step"] for d in dead} == {"parse"}
     assert all(str(d["origin"]).startswith(str(log) + ":") for d in dead)
     # in = out + dead letters for the source step, as the report prints it
-    parse_line = next(line for line in stderr.splitlines() if line.startswith("parse "))
-    n_in, n_out, n_dead = (int(x) for x in parse_line.split()[-4:-1])
+    n_in, n_out, n_dead, _ = step_counts(stderr, "parse")
     assert (n_in, n_out, n_dead) == (2000 + len(bad), 2000, len(bad))
 
 
@@ -155,23 +161,25 @@ def test_out_of_order_logs_route_late_events_and_counts_add_up(
     assert counted + late_counts == Counter((r[level_column], r["EventId"]) for r in rows)
     assert sum(counted.values()) + len(late) == 2000
     assert (tmp_path / "dead_letters.jsonl").read_text() == ""
-    step = next(x for x in stderr.splitlines() if x.startswith("count_per_template "))
-    assert step.split()[-1] == str(len(late))  # the report's late column
+    assert step_counts(stderr, "count_per_template")[3] == len(late)  # the report's late column
 
 
 def test_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     log, bad = with_garbage(tmp_path, copies=150)  # 300k lines: a run of several seconds
     run_cli("run", SCRIPT, "--", log, "--out", tmp_path / "clean")
     recovery = tmp_path / "recovery"
-    args = [*flowlib_command(), "run", str(SCRIPT), "--recovery", str(recovery),
+    args = [*flowlib_command(), "run", str(SCRIPT), "-v", "--recovery", str(recovery),
             "--snapshot-interval", "0.2", "--", str(log), "--out", str(tmp_path / "crashed")]
-    log_file = (tmp_path / "crashed_run.stderr").open("wb")
+    stderr_path = tmp_path / "crashed_run.stderr"
+    log_file = stderr_path.open("wb")
     proc = subprocess.Popen(args, cwd=ROOT, stderr=log_file, start_new_session=True)
     dead_file = tmp_path / "crashed" / "dead_letters.jsonl"
     deadline = time.monotonic() + 120
-    # Kill once dead letters show the run is well under way but not finished.
+    # Kill once dead letters show the run is well under way but not finished, and it has
+    # logged two checkpoints (so the first is committed: there is something to resume from).
     while time.monotonic() < deadline:
-        if dead_file.exists() and dead_file.stat().st_size > 20_000:
+        if (dead_file.exists() and dead_file.stat().st_size > 20_000
+                and stderr_path.read_text().count(": checkpoint ") >= 2):
             break
         assert proc.poll() is None, "the run ended before it could be killed: make it longer"
         time.sleep(0.02)
@@ -184,8 +192,7 @@ def test_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     stderr = run_cli("run", SCRIPT, "--recovery", recovery, "--snapshot-interval", "0.2", "--",
                      log, "--out", tmp_path / "crashed")
     # The second run resumed from a checkpoint: it read only part of the input.
-    parse_line = next(line for line in stderr.splitlines() if line.startswith("parse "))
-    resumed_in = int(parse_line.split()[-4])
+    resumed_in = step_counts(stderr, "parse")[0]
     assert 0 < resumed_in < 300_000 + len(bad)
     for name in ("counts_by_template.jsonl", "counts_by_minute.jsonl"):
         clean = sorted((tmp_path / "clean" / name).read_text().splitlines())

@@ -22,7 +22,7 @@ import pytest
 from examples.metrics import EVERY, HEADER, WINDOW, Alert, WindowStats
 from flowlib.codecs import codec_for
 from flowlib.connectors.files import BATCH_BYTES
-from tests.examples.cli_helpers import ROOT, run_cli
+from tests.examples.cli_helpers import ROOT, run_cli, step_counts
 
 SCRIPT = ROOT / "examples" / "metrics.py"
 NAB = ROOT / "examples" / "data" / "nab"
@@ -38,12 +38,6 @@ def csv_files() -> list[Path]:
 def read_jsonl(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
-
-def step_counts(stderr: str, step: str) -> tuple[int, int, int, int]:
-    """``(in, out, dead letters, late)`` of ``step`` in the report ``flowlib run`` prints."""
-    line = next(x for x in stderr.splitlines() if x.split() and x.split()[0] == step)
-    n_in, n_out, dead, late = (int(v) for v in line.split()[-4:])
-    return n_in, n_out, dead, late
 
 
 @dataclass(frozen=True)

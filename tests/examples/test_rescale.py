@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples.cli_helpers import ROOT, flowlib_command, run_cli
+from tests.examples.cli_helpers import ROOT, flowlib_command, run_cli, step_counts
 from tests.examples.test_log_agg import SCRIPT, with_garbage
 
 COPIES = 80  # 160k lines: a couple of seconds per run
@@ -70,9 +70,8 @@ def test_kill_9_and_resume_with_other_parallelism(
     assert (out / "counts_by_minute.jsonl").stat().st_size > 0  # part of the output was written
     stderr = run_cli("run", SCRIPT, *then, "--recovery", rec, "--snapshot-interval", "0.2", "--",
                      log, "--out", out)
-    parse_line = next(line for line in stderr.splitlines() if line.startswith("parse "))
     total = len(log.read_text().splitlines())
-    assert 0 < int(parse_line.split()[-4]) < total, "the second run resumed from a checkpoint"
+    assert 0 < step_counts(stderr, "parse")[0] < total, "the second run resumed from a checkpoint"
     for name in OUTPUTS[:2]:
         assert sorted_lines(out / name) == sorted_lines(clean / name), name
     assert records(out / OUTPUTS[2]) == records(clean / OUTPUTS[2])  # no dead letter lost or twice

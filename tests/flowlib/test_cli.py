@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from flowlib.cli import main
+from tests.examples.cli_helpers import step_counts
 
 SCRIPT = textwrap.dedent(
     """
@@ -68,8 +69,7 @@ def test_dead_letter_policy_goes_on_and_reports(tmp_path: Path) -> None:
     assert (tmp_path / "out.jsonl").read_text().split() == ["0", "1", "2", "4", "5"]
     dead = [json.loads(x) for x in (tmp_path / "dead_letters.jsonl").read_text().splitlines()]
     assert [(d["step"], d["error_type"], d["record"]) for d in dead] == [("explode", "Boom", "3")]
-    explode = next(x for x in proc.stderr.splitlines() if x.startswith("explode "))
-    assert explode.split()[-4:] == ["6", "5", "1", "0"]  # in, out, dead letters, late
+    assert step_counts(proc.stderr, "explode") == (6, 5, 1, 0)  # in, out, dead letters, late
 
 
 def test_variable_that_is_not_a_flow(tmp_path: Path) -> None:

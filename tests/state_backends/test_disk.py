@@ -67,6 +67,21 @@ def test_a_value_that_does_not_fit_the_type_is_refused_naming_the_key(tmp_path: 
         len(s)
 
 
+def test_approximate_len_counts_flushed_keys_without_flushing(tmp_path: Path) -> None:
+    s = DiskBackend.at(tmp_path, cache_entries=16)(codec_for(int), codec_for(int))
+    for k in range(10):
+        s.put(k, k)
+    assert s.approximate_len() == 0  # all still in the cache: metrics must not force a flush
+    assert len(s) == 10  # len flushes
+    s.put(10, 10)
+    s.delete(0)
+    assert s.approximate_len() == 10  # as of the last flush
+    for k in range(11, 100):  # beyond the cache: flushed as it fills
+        s.put(k, k)
+    assert 99 - 16 <= s.approximate_len() <= 99
+    assert len(s) == 99
+
+
 def test_state_directory_follows_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,13 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flowlib._script import load_flow
 from flowlib.engine import run
-from tests.examples.cli_helpers import LOGHUB, ROOT, flowlib_command, structured_rows
+from tests.examples.cli_helpers import (
+    LOGHUB,
+    ROOT,
+    flowlib_command,
+    step_counts,
+    structured_rows,
+)
 from tests.flowlib.connectors.test_kafka_helpers import Got, consume, new_topic, produce
 
 SCRIPT = ROOT / "examples" / "log_agg_kafka.py"
@@ -119,8 +125,8 @@ def test_kill_9_and_resume_lose_nothing_and_count_nothing_twice(
     resumed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=300, check=False)
     assert resumed.returncode == 0, resumed.stderr
-    parse_line = next(x for x in resumed.stderr.splitlines() if x.startswith("parse "))
-    assert 0 < int(parse_line.split()[2]) < len(lines), "the resumed run read only the rest"
+    # the resumed run read only the rest
+    assert 0 < step_counts(resumed.stderr, "parse")[0] < len(lines)
     assert counts_of(consume(kafka_broker, names[3])) == Counter(
         {k: v * copies for k, v in expected_counts().items()})
     # No dead letter is lost. (The mock broker shows records of transactions aborted by the

@@ -26,7 +26,7 @@ from flowlib.engine._combine import Combined, combine_runs
 from flowlib.engine._group import GroupOutput, KeyGroup, KeyGroupSpec
 from flowlib.testing import ProcessorHarness
 from state_backends.memory import MemoryBackend
-from tests.examples.cli_helpers import LOGHUB, ROOT, flowlib_command, run_cli
+from tests.examples.cli_helpers import LOGHUB, ROOT, flowlib_command, run_cli, step_counts
 
 SCRIPT = Path(__file__).with_name("combine_flow.py")
 COPIES = 5
@@ -187,11 +187,6 @@ def outputs(out: Path) -> tuple[dict[tuple[str, str], dict[str, Any]], list[str]
     return {(r["component"], r["state"]): r for r in rows}, sorted(d["record"] for d in dead)
 
 
-def step_counts(stderr: str, step: str) -> list[int]:
-    """``in, out, dead letters, late`` of ``step`` in the report table ``flowlib run`` prints."""
-    line = next(x for x in stderr.splitlines() if x.split()[:1] == [step])
-    return [int(x) for x in line.split()[-4:]]
-
 
 def assert_same_rows(got: dict[Any, dict[str, Any]], want: dict[Any, dict[str, Any]]) -> None:
     assert got.keys() == want.keys()
@@ -222,7 +217,7 @@ def test_processes_give_the_uncombined_result_and_exact_counts(
     assert dead == want_dead  # the same records, each once
     assert len(dead) == COPIES * BAD_PER_COPY + GARBAGE
     events = COPIES * 2000
-    assert step_counts(stderr, "agg") == [events, len(rows), COPIES * BAD_PER_COPY, 0]
+    assert step_counts(stderr, "agg") == (events, len(rows), COPIES * BAD_PER_COPY, 0)
     assert sum(r["count"] for r in rows.values()) == events - COPIES * BAD_PER_COPY
 
 

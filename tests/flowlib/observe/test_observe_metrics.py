@@ -8,6 +8,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flowlib.engine._counters import Counters
@@ -24,6 +27,19 @@ def scrape(port: int) -> str:
 def value(text: str, metric: str, step: str) -> float | None:
     m = re.search(rf'^{metric}{{[^}}]*step="{step}"[^}}]*}} (\S+)$', text, re.MULTILINE)
     return None if m is None else float(m.group(1))
+
+
+_SAMPLE = re.compile(r'^(\w+)(?:\{(.*)\})? (\S+)$', re.MULTILINE)
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of the first sample ``name`` whose labels include ``labels`` (Prometheus
+    text format)."""
+    for m in _SAMPLE.finditer(text):
+        if m.group(1) == name and labels.items() <= dict(_LABEL.findall(m.group(2) or "")).items():
+            return float(m.group(3))
+    return None
 
 
 def free_port() -> int:
@@ -49,30 +65,95 @@ def test_server_reads_counters_at_scrape_time() -> None:
     assert "# TYPE flowlib_records_in_total counter" in text
 
 
-def test_cli_serves_growing_counters_during_the_run(tmp_path: Path) -> None:
+def test_server_reads_latency_state_watermark_and_checkpoints() -> None:
+    counters = Counters("f", [("src", "source"), ("win", "process (keyed)")])
+    server = MetricsServer(counters, 0)  # turns the timing of batches on
+    try:
+        counters.add("win", 4, 1, 0, started=counters.start())
+        counters.add("win", 4, 1, 0, started=counters.start())
+        mark = datetime(2024, 1, 1, tzinfo=UTC)
+        counters.groups.watch("win", _Group(mark, 3))
+        counters.groups.watch("win", _Group(mark + timedelta(minutes=1), 2))
+        counters.checkpoints.gap = 0.0  # each snapshot its own checkpoint, for the test
+        counters.checkpoints.record("win", 0.25, 1000, now=1.0)
+        counters.checkpoints.record("win", 0.5, 3000, now=2.0)
+        text = scrape(server.port)
+    finally:
+        server.close()
+    latency = "flowlib_processing_latency_seconds"
+    assert sample(text, f"{latency}_count", step="win") == 2
+    assert sample(text, f"{latency}_bucket", step="win", le="+Inf") == 2
+    assert sample(text, f"{latency}_count", step="src") == 0
+    assert sample(text, "flowlib_state_keys", step="win") == 5
+    assert sample(text, "flowlib_watermark_seconds", step="win") == mark.timestamp()
+    lag = sample(text, "flowlib_watermark_lag_seconds", step="win")
+    assert lag is not None and abs(lag - (time.time() - mark.timestamp())) < 60
+    assert sample(text, "flowlib_checkpoints_total", flow="f") == 2
+    assert sample(text, "flowlib_checkpoint_duration_seconds_sum", flow="f") == 0.75
+    assert sample(text, "flowlib_checkpoint_duration_seconds_bucket", flow="f", le="0.25") == 1
+    assert sample(text, "flowlib_checkpoint_written_bytes_total", flow="f") == 4000
+    assert sample(text, "flowlib_checkpoint_size_bytes", step="win") == 3000
+
+
+@dataclass
+class _Backend:
+    n: int
+
+    def approximate_len(self) -> int:
+        return self.n
+
+
+class _Group:
+    def __init__(self, watermark: datetime, keys: int) -> None:
+        self.watermark = watermark
+        self.backend = _Backend(keys)
+
+
+def test_cli_serves_live_metrics_during_a_run_with_checkpoints(tmp_path: Path) -> None:
+    """One run of the log example, scraped while it runs: counters grow, and batch latencies,
+    state keys, watermarks and checkpoints are all served; each checkpoint is logged once."""
     log, _ = with_garbage(tmp_path, copies=100)
     port = free_port()
-    cmd = [*flowlib_command(), "run", str(ROOT / "examples" / "log_agg.py"), "-q",
-           "--metrics-port", str(port), "--", str(log), "--out", str(tmp_path / "o")]
+    cmd = [*flowlib_command(), "run", str(ROOT / "examples" / "log_agg.py"), "-q", "-v",
+           "--metrics-port", str(port), "--recovery", str(tmp_path / "rec"),
+           "--snapshot-interval", "0.2", "--", str(log), "--out", str(tmp_path / "o")]
+    step = "count_per_template"
+    wanted: dict[str, Callable[[str], float | None]] = {
+        "records": lambda t: sample(t, "flowlib_records_in_total", step="parse"),
+        "latency": lambda t: sample(t, "flowlib_processing_latency_seconds_count", step=step),
+        "keys": lambda t: sample(t, "flowlib_state_keys", step=step),
+        "lag": lambda t: sample(t, "flowlib_watermark_lag_seconds", step=step),
+        "checkpoints": lambda t: sample(t, "flowlib_checkpoints_total"),
+        "checkpoint bytes": lambda t: sample(t, "flowlib_checkpoint_written_bytes_total"),
+    }
+    seen: dict[str, list[float]] = {k: [] for k in wanted}
     with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True) as proc:
         try:
-            seen: list[float] = []
             deadline = time.monotonic() + 60
-            while len(seen) < 2 and time.monotonic() < deadline:
-                assert proc.poll() is None, "the run ended before two scrapes were seen"
+            while time.monotonic() < deadline and proc.poll() is None:
                 try:
-                    v = value(scrape(port), "flowlib_records_in_total", "parse")
+                    text = scrape(port)
                 except (urllib.error.URLError, ConnectionError):
-                    v = None  # not serving yet
-                if v is not None and v > 0:
-                    seen.append(v)
-                time.sleep(0.2)
+                    time.sleep(0.05)  # not serving yet
+                    continue
+                for k, read in wanted.items():
+                    v = read(text)
+                    if v:  # present and above zero
+                        seen[k].append(v)
+                time.sleep(0.1)
             _, stderr = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-    assert len(seen) == 2
-    assert 0 < seen[0] <= seen[1]
     assert proc.returncode == 0, stderr
+    for k, values in seen.items():
+        assert values, f"{k} never served above zero during the run"
+    assert len(set(seen["records"])) >= 2, "records read did not grow between scrapes"
+    assert seen["records"] == sorted(seen["records"])
+    # Event time of 2005 logs: the watermark lags the wall clock by years.
+    assert min(seen["lag"]) > 365 * 86400
+    logged = [int(m) for m in re.findall(r"INFO log_agg: checkpoint (\d+): ", stderr)]
+    assert logged == list(range(1, len(logged) + 1))  # each once, in order
+    assert len(logged) >= max(seen["checkpoints"])

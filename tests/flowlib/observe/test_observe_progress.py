@@ -47,6 +47,22 @@ def test_bounded_input_shows_share_read_and_eta() -> None:
     assert re.search(r"\(50%\), 10 of 10 records \(100%\), ETA \d+ s$", p.line())
 
 
+def test_tty_line_of_a_bounded_input_has_a_bar_of_the_least_read_input() -> None:
+    counters = Counters("f", [("src", "source"), ("kafka", "source")])
+    counters.add("src", 10, 10, 0)
+    counters.source_size("src", "a", (512, 1024), "bytes")
+    counters.source_size("kafka", "t/0", (1, 4), "records")
+    out = io.StringIO()
+    p = Progress(counters, out, tty=True)
+    assert p.bar(width=8) == "[==>     ] "  # a quarter: the records, behind the bytes
+    p.tick()
+    assert out.getvalue().startswith("\rf: [" + "=" * 6 + ">" + " " * 17 + "] 10 records read, ")
+    counters.source_size("kafka", "t/0", (4, 4), "records")
+    counters.source_size("src", "a", (1024, 1024), "bytes")
+    assert p.bar(width=8) == "[========] "
+    assert Progress(Counters("g", [("s", "source")]), out, tty=True).bar() == ""  # unsized
+
+
 def test_unsized_input_shows_records_only() -> None:
     counters = Counters("f", [("src", "source")])
     counters.add("src", 7, 7, 0)
@@ -95,8 +111,10 @@ def test_progress_on_a_terminal(tmp_path: Path) -> None:
     # A bounded file: how much of it is read, and when it should end.
     assert any(re.search(r" \| [\d.]+ [KMG]?i?B of [\d.]+ [KMG]?i?B \(\d+%\), ETA ", s)
                for s in lines), err
+    assert all(re.match(r"log_agg: \[[=> ]{24}\] [\d,]+ records read", s) for s in lines), err
     assert "\r\x1b[K" in err  # erased before the table
-    assert "dead letters  late" in err
+    assert re.search(r"dead letters  late +in/s", err), err
+    assert re.search(r"log_agg: done in [\d.]+ s, [\d,]+ records read \([\d,]+/s\)", err), err
 
 
 def test_quiet_on_a_terminal_shows_nothing(tmp_path: Path) -> None:
