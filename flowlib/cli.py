@@ -18,10 +18,19 @@ from typing import Protocol
 
 from flowlib._script import load_flow
 from flowlib.engine import RunReport, StepCounts, run
+from flowlib.engine._compile import counted_steps
+from flowlib.engine._counters import Counters
 from flowlib.engine._run import prepare_run
 from flowlib.errors import FlowlibError
 from flowlib.flow import Flow
-from flowlib.observe import Observers, configure, level_for, log_end, log_start
+from flowlib.observe import (
+    Observers,
+    ProcessesProgress,
+    configure,
+    level_for,
+    log_end,
+    log_start,
+)
 
 __all__ = ["main"]
 
@@ -120,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             addresses = args.addresses.split(";") if args.addresses else None
             # Processes launched by -p report to a file: their parent shows the progress.
             progress = not args.quiet and args.report_file is None
+            live = None if args.report_file is None else _live_file(args.report_file)
             report = _run_here(flow, args, addresses, args.process_id, args.metrics_port,
-                               prepared=args.prepared, progress=progress)
+                               prepared=args.prepared, progress=progress, live_file=live)
     except (KeyboardInterrupt, Exception) as exc:  # usage, flowlib and the user's own errors
         return _exit_status(exc)
     log_end(report)
@@ -142,11 +152,14 @@ def _run_here(
     *,
     prepared: bool,
     progress: bool,
+    live_file: Path | None = None,
 ) -> RunReport:
     """Run ``flow`` in this process (alone, or as ``process_id`` of the cluster at
-    ``addresses``) with the observers the options ask for."""
+    ``addresses``) with the observers the options ask for; ``live_file`` receives its counts
+    while it runs (for the launcher's progress)."""
     log_start(flow.name, args.workers, len(addresses or [None]), args.recovery, process_id)
-    with Observers(metrics_port=metrics_port, progress=progress) as observers:
+    with Observers(metrics_port=metrics_port, progress=progress,
+                   live_file=live_file) as observers:
         return run(
             flow,
             workers_per_process=args.workers,
@@ -203,6 +216,12 @@ def _spawn_local(args: argparse.Namespace, script_args: list[str]) -> RunReport:
     forking = _can_fork()
     with tempfile.TemporaryDirectory(prefix="flowlib-run-") as tmp:
         procs: list[_Child] = []
+        progress = None
+        if not args.quiet:  # the processes' counts, summed from the files they keep current
+            progress = ProcessesProgress(
+                Counters(flow.name, counted_steps(flow)),
+                [_live_file(Path(tmp) / f"{i}.json") for i in range(args.processes)],
+                sys.stderr, tty=sys.stderr.isatty())
         try:
             for i in range(args.processes):
                 report_file = Path(tmp) / f"{i}.json"
@@ -210,10 +229,15 @@ def _spawn_local(args: argparse.Namespace, script_args: list[str]) -> RunReport:
                     procs.append(_fork(flow, args, addresses, i, report_file))
                 else:
                     procs.append(_spawn(args, script_args, addresses, i, report_file))
+            if progress is not None:
+                progress.start()
             failed = _wait_all(procs)
         except BaseException:
             _stop(procs)
             raise
+        finally:
+            if progress is not None and progress.started:
+                progress.stop()
         if failed:
             msg = f"process {failed[0]} of {args.processes} failed (exit {failed[1]})"
             raise FlowlibError(msg)
@@ -286,7 +310,7 @@ def _fork(
     try:
         metrics_port = None if args.metrics_port is None else args.metrics_port + i
         report = _run_here(flow, args, addresses, i, metrics_port, prepared=True,
-                           progress=False)
+                           progress=False, live_file=_live_file(report_file))
         log_end(report)
         report_file.write_text(json.dumps(asdict(report)))
         status = 0
@@ -318,6 +342,11 @@ def _spawn(
     cmd += ["-v"] * args.verbose
     cmd += ["--", *script_args]
     return subprocess.Popen(cmd, env=os.environ.copy())
+
+
+def _live_file(report_file: Path) -> Path:
+    """Where the process reporting to ``report_file`` keeps its counts while it runs."""
+    return report_file.with_suffix(".live.json")
 
 
 def _stop(procs: list[_Child]) -> None:

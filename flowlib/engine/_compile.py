@@ -55,7 +55,7 @@ from flowlib.time import Late
 if TYPE_CHECKING:  # checkpoint machinery is imported only by runs that keep checkpoints
     from flowlib.engine._incremental import Checkpoints
 
-__all__ = ["Compiled", "compile_flow", "default_dead_letter_sink", "step_kinds"]
+__all__ = ["Compiled", "compile_flow", "counted_steps", "default_dead_letter_sink", "step_kinds"]
 
 
 class _DeadBatch(list[DeadLetter]):
@@ -96,6 +96,11 @@ def step_kinds(flow: Flow) -> list[tuple[str, str]]:
     return out
 
 
+def counted_steps(flow: Flow) -> list[tuple[str, str]]:
+    """The steps a run counts: every step, then the dead-letter sink."""
+    return [*step_kinds(flow), ("dead_letters", "sink")]
+
+
 def default_dead_letter_sink(flow: Flow) -> Sink[DeadLetter]:
     """The flow's dead-letter sink, or a ``dead_letters.jsonl`` beside its first file sink."""
     if flow.dead_letters is not None:
@@ -124,8 +129,7 @@ def compile_flow(
         raise FlowBuildError(msg)
     nodes = walk(flow.sinks)
     reachable = {id(n) for n in nodes}
-    kinds = step_kinds(flow)
-    counters = Counters(flow.name, [*kinds, ("dead_letters", "sink")])
+    counters = Counters(flow.name, counted_steps(flow))
     df = Dataflow(flow.name)
     streams: dict[int, BxStream[Any]] = {}
     dead: list[BxStream[Any]] = []

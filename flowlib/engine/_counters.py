@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from flowlib.engine._live_stats import LATENCY_BUCKETS, CheckpointTally, Histogram, StateProbe
 
@@ -147,6 +148,27 @@ class Counters:
             c.late += late
             if started:
                 self._latency[step].observe(seconds)
+
+    def live_state(self) -> dict[str, Any]:
+        """This process's counts and source sizes as JSON-able data, for a launcher showing
+        the progress of its processes (:meth:`show_processes`)."""
+        with self._lock:
+            return {
+                "steps": [[s.records_in, s.records_out, s.dead_letters, s.late]
+                          for s in self._report.steps],
+                "sizes": [[step, part, *v] for (step, part), v in self._sizes.items()],
+            }
+
+    def show_processes(self, states: list[dict[str, Any]]) -> None:
+        """Set the counts to the sums of processes' :meth:`live_state` (their partitions are
+        their own: sizes are kept per partition)."""
+        with self._lock:
+            for i, s in enumerate(self._report.steps):
+                s.records_in, s.records_out, s.dead_letters, s.late = (
+                    sum(int(st["steps"][i][j]) for st in states) for j in range(4))
+            for st in states:
+                for step, part, done, total, unit in st["sizes"]:
+                    self._sizes[step, part] = (int(done), int(total), str(unit))
 
     def latencies(self) -> dict[str, Histogram]:
         """Each step's batch latencies so far (empty histograms unless :attr:`timed`)."""

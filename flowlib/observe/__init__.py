@@ -7,6 +7,7 @@ background threads; nothing runs per event.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -19,14 +20,15 @@ from flowlib.observe._logging import (
     log_end,
     log_start,
 )
-from flowlib.observe._progress import Periodic, Progress
+from flowlib.observe._progress import LiveState, Periodic, ProcessesProgress, Progress
 
 if TYPE_CHECKING:
     from flowlib.observe._metrics import CountersCollector, MetricsServer
 
 __all__ = [
-    "CheckpointLog", "CountersCollector", "DeadLetterLog", "MetricsServer", "Observers",
-    "Periodic", "Progress", "configure", "level_for", "log_end", "log_start",
+    "CheckpointLog", "CountersCollector", "DeadLetterLog", "LiveState", "MetricsServer",
+    "Observers", "Periodic", "ProcessesProgress", "Progress", "configure", "level_for", "log_end",
+    "log_start",
 ]
 
 
@@ -43,9 +45,12 @@ class Observers:
     """The observers of one run: pass :meth:`start` as ``run(on_start=...)``; leaving the
     ``with`` block stops them (erasing the progress line)."""
 
-    def __init__(self, *, metrics_port: int | None, progress: bool) -> None:
+    def __init__(
+        self, *, metrics_port: int | None, progress: bool, live_file: Path | None = None
+    ) -> None:
         self._metrics_port = metrics_port
         self._progress = progress
+        self._live_file = live_file  # a process of `flowlib run -p N`: its launcher reads it
         self.metrics: MetricsServer | None = None
         self._threads: list[Periodic] = []
 
@@ -58,6 +63,8 @@ class Observers:
         self._threads.append(CheckpointLog(counters))
         if self._progress:
             self._threads.append(Progress(counters, sys.stderr, tty=sys.stderr.isatty()))
+        if self._live_file is not None:
+            self._threads.append(LiveState(counters, self._live_file))
         for t in self._threads:
             t.start()
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from flowlib.engine._counters import Counters
 
-__all__ = ["Periodic", "Progress", "format_bytes"]
+__all__ = ["LiveState", "Periodic", "Progress", "ProcessesProgress", "format_bytes"]
 
 log = logging.getLogger("flowlib.progress")
 
@@ -25,6 +28,10 @@ class Periodic:
 
     def tick(self) -> None:
         raise NotImplementedError
+
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
 
     def start(self) -> None:
         self._thread.start()
@@ -112,6 +119,42 @@ class Progress(Periodic):
         if self._tty:  # erase the line: the summary table follows
             self._stream.write("\r\x1b[K")
             self._stream.flush()
+
+
+
+class LiveState(Periodic):
+    """Writes this process's counts to ``path`` every ``interval`` seconds (replacing the file
+    whole), for the launcher of ``flowlib run -p N`` to show the progress of all processes."""
+
+    def __init__(self, counters: Counters, path: Path, interval: float = 0.25) -> None:
+        super().__init__(interval, "flowlib-live-state")
+        self._counters = counters
+        self._path = path
+        self._tmp = path.with_name(path.name + ".tmp")
+
+    def tick(self) -> None:
+        self._tmp.write_text(json.dumps(self._counters.live_state()))
+        os.replace(self._tmp, self._path)
+
+
+class ProcessesProgress(Progress):
+    """:class:`Progress` of a run's processes, summed from the files their :class:`LiveState`
+    writes (a process that has not written yet counts as nothing read)."""
+
+    def __init__(self, counters: Counters, paths: list[Path], stream: TextIO, *,
+                 tty: bool) -> None:
+        super().__init__(counters, stream, tty=tty)
+        self._paths = paths
+
+    def tick(self) -> None:
+        states: list[dict[str, Any]] = []
+        for p in self._paths:
+            try:
+                states.append(json.loads(p.read_text()))
+            except (OSError, ValueError):  # not written yet
+                continue
+        self._counters.show_processes(states)
+        super().tick()
 
 
 def format_bytes(n: int) -> str:

@@ -117,6 +117,17 @@ def test_progress_on_a_terminal(tmp_path: Path) -> None:
     assert re.search(r"log_agg: done in [\d.]+ s, [\d,]+ records read \([\d,]+/s\)", err), err
 
 
+def test_progress_of_several_processes_on_a_terminal(tmp_path: Path) -> None:
+    """With -p 2 the launcher shows the progress its processes write while they run."""
+    err = run_on_pty(command(tmp_path, "-p", "2"))
+    lines = [s for s in err.split("\r") if s.startswith("log_agg: [")]
+    assert lines, err
+    read = [int(m.group(1).replace(",", "")) for s in lines
+            if (m := re.search(r"\] ([\d,]+) records read", s))]
+    assert read == sorted(read) and read[-1] > 0, err
+    assert re.search(r"log_agg: done in [\d.]+ s, 60,120 records read", err), err
+
+
 def test_quiet_on_a_terminal_shows_nothing(tmp_path: Path) -> None:
     assert run_on_pty(command(tmp_path, "-q")) == ""
 
