@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import start_http_server
 from prometheus_client.core import (
@@ -57,48 +57,46 @@ class CountersCollector(Collector):
         for step, h in c.latencies().items():
             latency.add_metric([flow, step], _buckets(h), h.sum)
         yield latency
-        keys = GaugeMetricFamily("flowlib_state_keys", "Keys in a keyed step's state.",
-                                 labels=["flow", "step"])
-        for step, n in c.groups.state_keys().items():
-            keys.add_metric([flow, step], n)
-        yield keys
+        yield _per_step("flowlib_state_keys", "Keys in a keyed step's state.", flow,
+                        c.groups.state_keys())
         now = time.time()
-        mark = GaugeMetricFamily(
+        marks = {step: w.timestamp() for step, w in c.groups.watermarks().items()}
+        yield _per_step(
             "flowlib_watermark_seconds",
             "An event-time step's watermark (the earliest of its key groups'), as Unix time.",
-            labels=["flow", "step"])
-        lag = GaugeMetricFamily(
+            flow, marks)
+        yield _per_step(
             "flowlib_watermark_lag_seconds",
-            "Wall-clock time now minus an event-time step's watermark.", labels=["flow", "step"])
-        for step, w in c.groups.watermarks().items():
-            mark.add_metric([flow, step], w.timestamp())
-            lag.add_metric([flow, step], now - w.timestamp())
-        yield mark
-        yield lag
+            "Wall-clock time now minus an event-time step's watermark.", flow,
+            {step: now - t for step, t in marks.items()})
         count, durations, total, last = c.checkpoints.summary()
-        checkpoints = CounterMetricFamily(
+        yield _of_flow(CounterMetricFamily(
             "flowlib_checkpoints", "Checkpoints for which this process snapshotted state.",
-            labels=["flow"])
-        checkpoints.add_metric([flow], count)
-        yield checkpoints
-        dur = HistogramMetricFamily(
+            labels=["flow"]), flow, count)
+        duration = HistogramMetricFamily(
             "flowlib_checkpoint_duration_seconds",
             "Seconds this process spent snapshotting state for one checkpoint.", labels=["flow"])
-        dur.add_metric([flow], _buckets(durations), durations.sum)
-        yield dur
-        written = CounterMetricFamily(
+        duration.add_metric([flow], _buckets(durations), durations.sum)
+        yield duration
+        yield _of_flow(CounterMetricFamily(
             "flowlib_checkpoint_written_bytes", "Bytes of state snapshots written in all.",
-            labels=["flow"])
-        written.add_metric([flow], total)
-        yield written
-        size = GaugeMetricFamily(
+            labels=["flow"]), flow, total)
+        yield _per_step(
             "flowlib_checkpoint_size_bytes",
             "Bytes of a step's state snapshots in the latest checkpoint (its key groups that "
-            "changed).", labels=["flow", "step"])
-        if last is not None:
-            for step, n in last.bytes_by_step.items():
-                size.add_metric([flow, step], n)
-        yield size
+            "changed).", flow, last.bytes_by_step if last is not None else {})
+
+
+def _per_step(name: str, doc: str, flow: str, values: Mapping[str, float]) -> Metric:
+    family = GaugeMetricFamily(name, doc, labels=["flow", "step"])
+    for step, v in values.items():
+        family.add_metric([flow, step], v)
+    return family
+
+
+def _of_flow(family: CounterMetricFamily, flow: str, value: float) -> Metric:
+    family.add_metric([flow], value)
+    return family
 
 
 def _buckets(h: Histogram) -> list[tuple[str, float]]:
