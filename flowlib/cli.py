@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -32,7 +33,22 @@ from flowlib.observe import (
     log_start,
 )
 
-__all__ = ["main"]
+__all__ = ["console_main", "main"]
+
+
+def console_main() -> int:
+    """The ``flowlib`` console script: :func:`main`, then an exit that skips the heap.
+
+    After :func:`main` the run is over and its sinks are closed; the interpreter's last
+    garbage collections would walk every object left (modules, the flow): ~20 ms at each exit,
+    freeing nothing the operating system does not take back anyway. Frozen objects are
+    skipped. Exit handlers (``atexit``) still run, and reference counting still frees objects;
+    only objects kept alive by reference cycles are not finalized at exit (CPython does not
+    promise that they are).
+    """
+    status = main()
+    gc.freeze()
+    return status
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -380,4 +396,4 @@ def _read_report(path: Path) -> RunReport:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

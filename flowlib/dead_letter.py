@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
-
 __all__ = ["DeadLetter"]
 
 
@@ -54,6 +52,8 @@ def _record_text(record: object) -> str:
         return record
     if isinstance(record, bytes | bytearray):
         return bytes(record).decode("utf-8", errors="backslashreplace")
+    import orjson  # here: most runs make no dead letter, and the import costs ~0.5 ms
+
     try:
         return orjson.dumps(record, default=repr, option=orjson.OPT_PASSTHROUGH_SUBCLASS).decode()
     except (TypeError, orjson.JSONEncodeError):

@@ -10,10 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from flowlib.engine import _peers
 from flowlib.engine._peers import (
+    _TABLES,
     LocalEndpoint,
+    _read_tables,
     listening,
     local_endpoint,
+    netlink_listeners,
     parse_listeners,
     wait_for_listeners,
 )
@@ -136,3 +140,44 @@ def test_reads_the_given_tables(tmp_path: Path) -> None:
     assert wait_for_listeners(["127.0.0.1:8080"], timeout=60.0, tables=[table]) == []
     assert wait_for_listeners(["127.0.0.1:8081"], timeout=0.0, tables=[table]) == [
         "127.0.0.1:8081"]
+
+
+netlink_only = pytest.mark.skipif(
+    netlink_listeners() is None, reason="needs netlink socket diagnostics"
+)
+
+
+@netlink_only
+def test_netlink_lists_listening_sockets_only(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        found = netlink_listeners()
+        assert found is not None
+        assert (ip("127.0.0.1"), port) in found
+        assert (ip("127.0.0.1"), bound.getsockname()[1]) not in found
+
+
+@netlink_only
+@linux_only
+def test_netlink_and_the_proc_tables_show_the_same_listener(listener: socket.socket) -> None:
+    entry = (ip("127.0.0.1"), listener.getsockname()[1])
+    from_netlink, from_tables = netlink_listeners(), _read_tables(_TABLES)
+    assert from_netlink is not None and from_tables is not None
+    assert entry in from_netlink and entry in from_tables
+
+
+@linux_only
+def test_without_netlink_the_proc_tables_are_read(
+    listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_peers, "_netlink_socket", lambda: None)
+    assert netlink_listeners() is None
+    address = f"127.0.0.1:{listener.getsockname()[1]}"
+    slept: list[float] = []
+    assert wait_for_listeners([address], timeout=5.0, sleep=slept.append) == []
+    assert slept == []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        late = f"127.0.0.1:{s.getsockname()[1]}"
+        assert wait_for_listeners([late], timeout=0.0) == [late]
