@@ -28,6 +28,7 @@ from flowlib.observe import (
     Observers,
     ProcessesProgress,
     configure,
+    format_for,
     level_for,
     log_end,
     log_start,
@@ -87,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
         help="log at INFO (-vv: DEBUG); default: $FLOWLIB_LOG_LEVEL, else WARNING",
     )
     r.add_argument(
+        "--log-format", metavar="text|json",
+        help="logs as text lines or JSON objects (default: $FLOWLIB_LOG_FORMAT, else text)",
+    )
+    r.add_argument(
         "--metrics-port", type=int, metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT (with -p, process i uses PORT+i)",
     )
@@ -130,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     script_args = [*unknown, *tail]
     if args.command == "dev-broker":
         return _dev_broker(args, script_args)
-    configure(level_for(args.verbose))
+    try:
+        args.log_format = format_for(args.log_format)
+    except ValueError as exc:
+        print(f"flowlib: error: {exc}", file=sys.stderr)
+        return 2
+    configure(level_for(args.verbose), args.log_format)
     try:
         if args.processes < 1 or args.workers < 1:
             _fail("-p and -w must be at least 1")
@@ -153,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     log_end(report)
     if args.report_file is not None:
         args.report_file.write_text(json.dumps(asdict(report)))
-    elif not args.quiet:
+    elif not args.quiet and args.log_format == "text":  # JSON logs: the run_end record has it
         print(report.table(), file=sys.stderr)
         print(report.summary(), file=sys.stderr)
     return 0
@@ -174,7 +184,7 @@ def _run_here(
     ``addresses``) with the observers the options ask for; ``live_file`` receives its counts
     while it runs (for the launcher's progress)."""
     log_start(flow.name, args.workers, len(addresses or [None]), args.recovery, process_id)
-    with Observers(metrics_port=metrics_port, progress=progress,
+    with Observers(metrics_port=metrics_port, progress=progress, tty=_terminal(args),
                    live_file=live_file) as observers:
         return run(
             flow,
@@ -237,7 +247,7 @@ def _spawn_local(args: argparse.Namespace, script_args: list[str]) -> RunReport:
             progress = ProcessesProgress(
                 Counters(flow.name, counted_steps(flow)),
                 [_live_file(Path(tmp) / f"{i}.json") for i in range(args.processes)],
-                sys.stderr, tty=sys.stderr.isatty())
+                sys.stderr, tty=_terminal(args))
         try:
             for i in range(args.processes):
                 report_file = Path(tmp) / f"{i}.json"
@@ -355,9 +365,14 @@ def _spawn(
                 "--incremental-min-keys", str(args.incremental_min_keys)]
     if args.metrics_port is not None:
         cmd += ["--metrics-port", str(args.metrics_port + i)]
-    cmd += ["-v"] * args.verbose
+    cmd += ["-v"] * args.verbose + ["--log-format", args.log_format]
     cmd += ["--", *script_args]
     return subprocess.Popen(cmd, env=os.environ.copy())
+
+
+def _terminal(args: argparse.Namespace) -> bool:
+    """Whether progress is drawn for a person (a terminal, text logs) rather than logged."""
+    return sys.stderr.isatty() and args.log_format == "text"
 
 
 def _live_file(report_file: Path) -> Path:

@@ -17,6 +17,7 @@ from bytewax.recovery import RecoveryConfig
 from flowlib.engine._compile import compile_flow, default_dead_letter_sink
 from flowlib.engine._counters import Counters, RunReport
 from flowlib.flow import Flow
+from flowlib.observe._fields import fields
 
 if TYPE_CHECKING:
     from flowlib.engine._incremental import Checkpoints
@@ -102,7 +103,8 @@ def run(
             late = wait_for_listeners(addresses[:process_id], timeout=PEER_WAIT_SECONDS)
             if late:
                 log.info("processes at %s not listening after %.0f s; connecting anyway",
-                         ", ".join(late), PEER_WAIT_SECONDS)
+                         ", ".join(late), PEER_WAIT_SECONDS,
+                         extra=fields("peers_late", addresses=late))
         started = time.perf_counter()
         try:
             cli_main(

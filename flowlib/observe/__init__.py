@@ -12,10 +12,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from flowlib.engine._counters import Counters
+from flowlib.observe._fields import fields
 from flowlib.observe._logging import (
     CheckpointLog,
     DeadLetterLog,
     configure,
+    format_for,
     level_for,
     log_end,
     log_start,
@@ -27,8 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CheckpointLog", "CountersCollector", "DeadLetterLog", "LiveState", "MetricsServer",
-    "Observers", "Periodic", "ProcessesProgress", "Progress", "configure", "level_for", "log_end",
-    "log_start",
+    "Observers", "Periodic", "ProcessesProgress", "Progress", "configure", "fields",
+    "format_for", "level_for", "log_end", "log_start",
 ]
 
 
@@ -46,10 +48,12 @@ class Observers:
     ``with`` block stops them (erasing the progress line)."""
 
     def __init__(
-        self, *, metrics_port: int | None, progress: bool, live_file: Path | None = None
+        self, *, metrics_port: int | None, progress: bool, tty: bool | None = None,
+        live_file: Path | None = None,
     ) -> None:
         self._metrics_port = metrics_port
         self._progress = progress
+        self._tty = sys.stderr.isatty() if tty is None else tty  # draw progress, or log it
         self._live_file = live_file  # a process of `flowlib run -p N`: its launcher reads it
         self.metrics: MetricsServer | None = None
         self._threads: list[Periodic] = []
@@ -62,7 +66,7 @@ class Observers:
         self._threads.append(DeadLetterLog(counters))
         self._threads.append(CheckpointLog(counters))
         if self._progress:
-            self._threads.append(Progress(counters, sys.stderr, tty=sys.stderr.isatty()))
+            self._threads.append(Progress(counters, sys.stderr, tty=self._tty))
         if self._live_file is not None:
             self._threads.append(LiveState(counters, self._live_file))
         for t in self._threads:

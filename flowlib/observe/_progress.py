@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from flowlib.engine._counters import Counters
+from flowlib.observe._fields import fields
 
 __all__ = ["LiveState", "Periodic", "Progress", "ProcessesProgress", "format_bytes"]
 
@@ -111,7 +112,11 @@ class Progress(Periodic):
             self._stream.write(f"\r{flow}: {self.bar()}{rest}\x1b[K")
             self._stream.flush()
         else:
-            log.info("%s", self.line())
+            report = self._counters.report(0.0)
+            log.info("%s", self.line(), extra=fields(
+                "progress", flow=report.flow, records_read=report.records_read,
+                sizes={u: {"done": d, "total": t}
+                       for u, (d, t) in self._counters.source_sizes().items()}))
 
     def stop(self) -> None:
         super().stop()
