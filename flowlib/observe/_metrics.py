@@ -50,8 +50,9 @@ class CountersCollector(Collector):
             yield family
         latency = HistogramMetricFamily(
             "flowlib_processing_latency_seconds",
-            "Seconds a step took to process one batch (a source: to read one; a keyed step: its "
-            "key groups' processing of one batch; a sink: to write one).",
+            "Seconds a step took for one batch: a source to read it, a sink to write it, a "
+            "keyed step's key groups to process it (those of one worker; with checkpoints, "
+            "one key group's share).",
             labels=["flow", "step"],
         )
         for step, h in c.latencies().items():

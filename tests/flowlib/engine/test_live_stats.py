@@ -122,3 +122,14 @@ def test_a_runs_checkpoints_count_the_bytes_of_incremental_files(tmp_path: Path)
     assert file_bytes > 0
     assert file_bytes <= total <= file_bytes + len(files) * 4096  # + the records bytewax keeps
     assert counters.groups.state_keys() == {"count": 50_000}
+
+
+def test_the_key_groups_of_a_run_without_recovery_are_watched_too() -> None:
+    out: ListSink[Keyed[int, int]] = ListSink()
+    flow = Flow("counting", dead_letters=ListSink(DeadLetter))
+    nums = flow.source(ListSource(range(1000), int), name="nums")
+    nums.key_by(lambda x: x % 300, key_type=int).process(Count(), name="count").sink(out)
+    seen: list[Counters] = []
+    run(flow, workers_per_process=2, on_start=seen.append)  # one logic per worker
+    assert seen[0].groups.state_keys() == {"count": 300}
+    assert seen[0].checkpoints.summary()[0] == 0  # nothing snapshotted without recovery
