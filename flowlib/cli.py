@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             addresses = args.addresses.split(";") if args.addresses else None
             # Processes launched by -p report to a file: their parent shows the progress.
             progress = not args.quiet and args.report_file is None
-            live = None if args.report_file is None else _live_file(args.report_file)
+            # A process of `-p N` keeps its counts current for its launcher's progress.
+            live = (None if args.report_file is None or args.quiet
+                    else _live_file(args.report_file))
             report = _run_here(flow, args, addresses, args.process_id, args.metrics_port,
                                prepared=args.prepared, progress=progress, live_file=live)
     except (KeyboardInterrupt, Exception) as exc:  # usage, flowlib and the user's own errors
@@ -336,7 +338,8 @@ def _fork(
     try:
         metrics_port = None if args.metrics_port is None else args.metrics_port + i
         report = _run_here(flow, args, addresses, i, metrics_port, prepared=True,
-                           progress=False, live_file=_live_file(report_file))
+                           progress=False,
+                           live_file=None if args.quiet else _live_file(report_file))
         log_end(report)
         report_file.write_text(json.dumps(asdict(report)))
         status = 0
@@ -365,7 +368,7 @@ def _spawn(
                 "--incremental-min-keys", str(args.incremental_min_keys)]
     if args.metrics_port is not None:
         cmd += ["--metrics-port", str(args.metrics_port + i)]
-    cmd += ["-v"] * args.verbose + ["--log-format", args.log_format]
+    cmd += ["-v"] * args.verbose + ["-q"] * args.quiet + ["--log-format", args.log_format]
     cmd += ["--", *script_args]
     return subprocess.Popen(cmd, env=os.environ.copy())
 
