@@ -92,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
         help="logs as text lines or JSON objects (default: $FLOWLIB_LOG_FORMAT, else text)",
     )
     r.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST",
+        help="address the metrics server binds (default 127.0.0.1; 0.0.0.0 for every interface, "
+        "e.g. in a pod scraped by Prometheus)",
+    )
+    r.add_argument(
         "--metrics-port", type=int, metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT (with -p, process i uses PORT+i)",
     )
@@ -186,7 +191,8 @@ def _run_here(
     ``addresses``) with the observers the options ask for; ``live_file`` receives its counts
     while it runs (for the launcher's progress)."""
     log_start(flow.name, args.workers, len(addresses or [None]), args.recovery, process_id)
-    with Observers(metrics_port=metrics_port, progress=progress, tty=_terminal(args),
+    with Observers(metrics_port=metrics_port, metrics_host=args.metrics_host,
+                   progress=progress, tty=_terminal(args),
                    live_file=live_file) as observers:
         return run(
             flow,
@@ -367,7 +373,8 @@ def _spawn(
         cmd += ["--incremental-checkpoints",
                 "--incremental-min-keys", str(args.incremental_min_keys)]
     if args.metrics_port is not None:
-        cmd += ["--metrics-port", str(args.metrics_port + i)]
+        cmd += ["--metrics-port", str(args.metrics_port + i),
+                "--metrics-host", args.metrics_host]
     cmd += ["-v"] * args.verbose + ["-q"] * args.quiet + ["--log-format", args.log_format]
     cmd += ["--", *script_args]
     return subprocess.Popen(cmd, env=os.environ.copy())

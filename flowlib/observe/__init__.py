@@ -49,9 +49,10 @@ class Observers:
 
     def __init__(
         self, *, metrics_port: int | None, progress: bool, tty: bool | None = None,
-        live_file: Path | None = None,
+        live_file: Path | None = None, metrics_host: str = "127.0.0.1",
     ) -> None:
         self._metrics_port = metrics_port
+        self._metrics_host = metrics_host
         self._progress = progress
         self._tty = sys.stderr.isatty() if tty is None else tty  # draw progress, or log it
         self._live_file = live_file  # a process of `flowlib run -p N`: its launcher reads it
@@ -62,7 +63,7 @@ class Observers:
         if self._metrics_port is not None:
             from flowlib.observe._metrics import MetricsServer
 
-            self.metrics = MetricsServer(counters, self._metrics_port)
+            self.metrics = MetricsServer(counters, self._metrics_port, self._metrics_host)
         self._threads.append(DeadLetterLog(counters))
         self._threads.append(CheckpointLog(counters))
         if self._progress:

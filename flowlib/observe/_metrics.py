@@ -116,6 +116,11 @@ class MetricsServer:
         self._server, self._thread = start_http_server(port, host, registry=self.registry)
 
     @property
+    def host(self) -> str:
+        """The address bound."""
+        return str(self._server.server_address[0])
+
+    @property
     def port(self) -> int:
         """The port served (useful when asked for port 0)."""
         return int(self._server.server_address[1])

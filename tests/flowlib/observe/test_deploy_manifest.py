@@ -39,8 +39,21 @@ def test_command_uses_only_flowlib_run_options() -> None:
     assert words[:3] == ["exec", "flowlib", "run"]
     flowlib_words = words[3 : words.index("--")]
     used = {w for w in flowlib_words if w.startswith("-")}
-    assert used == {"-w", "-a", "-i", "--recovery", "--snapshot-interval", "--metrics-port"}
+    assert used == {"-w", "-a", "-i", "--recovery", "--snapshot-interval", "--metrics-host",
+                    "--metrics-port"}
     run_help = subprocess.run([*flowlib_command(), "run", "--help"], capture_output=True,
                               text=True, check=True, timeout=60).stdout
     for option in used:
         assert re.search(rf"(^|[\s,]){re.escape(option)}\b", run_help), option
+
+
+def test_metrics_are_served_where_prometheus_is_told_to_scrape() -> None:
+    pod = documents()["StatefulSet"]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    words = shlex.split(container["args"][0])
+    port = words[words.index("--metrics-port") + 1]
+    assert words[words.index("--metrics-host") + 1] == "0.0.0.0"  # reachable from outside
+    assert {"name": "metrics", "containerPort": int(port)} in container["ports"]
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == port

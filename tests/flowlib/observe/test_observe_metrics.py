@@ -65,6 +65,21 @@ def test_server_reads_counters_at_scrape_time() -> None:
     assert "# TYPE flowlib_records_in_total counter" in text
 
 
+def test_server_binds_the_host_asked_for() -> None:
+    counters = Counters("f", [("src", "source")])
+    server = MetricsServer(counters, 0, host="0.0.0.0")  # every interface, loopback included
+    try:
+        assert server.host == "0.0.0.0"
+        assert sample(scrape(server.port), "flowlib_records_in_total", step="src") == 0
+    finally:
+        server.close()
+    local = MetricsServer(counters, 0)
+    try:
+        assert local.host == "127.0.0.1"  # the default: loopback only
+    finally:
+        local.close()
+
+
 def test_server_reads_latency_state_watermark_and_checkpoints() -> None:
     counters = Counters("f", [("src", "source"), ("win", "process (keyed)")])
     server = MetricsServer(counters, 0)  # turns the timing of batches on
