@@ -98,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--metrics-port", type=int, metavar="PORT",
-        help="serve Prometheus metrics on 127.0.0.1:PORT (with -p, process i uses PORT+i)",
+        help="serve Prometheus metrics on PORT of --metrics-host (with -p, process i uses "
+        "PORT+i)",
     )
     b = sub.add_parser(
         "dev-broker",

@@ -225,8 +225,9 @@ class _BxSourcePartition(StatefulSourcePartition[list[Any], Any]):
         if got is None:
             raise StopIteration
         events, dead = got
+        # An empty batch is an idle poll (e.g. Kafka with nothing new), not a latency.
         self._counters.add(self._step, len(events) + len(dead), len(events), len(dead),
-                           started=started)
+                           started=started if events or dead else 0.0)
         self._counters.source_size(
             self._step, self._name, self._part.size_hint(), self._part.size_unit
         )

@@ -193,6 +193,12 @@ class KeyGroup:
         return self.ctx.watermark
 
     @property
+    def watermark_us(self) -> int | None:
+        """:attr:`watermark` in microseconds; reading it changes nothing (observers on other
+        threads read this one: :attr:`watermark` may convert and store)."""
+        return self.ctx.watermark_us
+
+    @property
     def max_event_time(self) -> datetime | None:
         """The largest time of the on-time events seen so far."""
         return None if self._top_us is None else from_micros(self._top_us)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from flowlib.time import END_OF_TIME
+from flowlib.time import END_OF_TIME, from_micros, to_micros
 
 __all__ = [
     "CHECKPOINT_BUCKETS",
@@ -154,11 +154,15 @@ class CheckpointTally:
             return self.count, self.durations.copy(), self.bytes_total, self.last
 
 
+_END_US = to_micros(END_OF_TIME)
+
+
 class WatchedGroup(Protocol):
-    """What observers read of a key group (``flowlib.engine._group.KeyGroup``)."""
+    """What observers read of a key group (``flowlib.engine._group.KeyGroup``): attributes
+    whose reading writes nothing, as the group's worker thread may be running."""
 
     @property
-    def watermark(self) -> datetime | None: ...
+    def watermark_us(self) -> int | None: ...
 
     @property
     def backend(self) -> Any: ...
@@ -189,7 +193,7 @@ class StateProbe:
         input has not ended."""
         out: dict[str, datetime] = {}
         for s, gs in self._of():
-            marks = [w for g in gs if (w := g.watermark) is not None and w != END_OF_TIME]
+            marks = [w for g in gs if (w := g.watermark_us) is not None and w < _END_US]
             if marks:
-                out[s] = min(marks)
+                out[s] = from_micros(min(marks))
         return out

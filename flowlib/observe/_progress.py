@@ -40,11 +40,18 @@ class Periodic:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.tick()
+        self._tick()
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
+            self._tick()
+
+    def _tick(self) -> None:
+        # An observer that fails must neither end the run nor hide how it ended: say so, go on.
+        try:
             self.tick()
+        except Exception:
+            log.warning("%s failed", self._thread.name, exc_info=True)
 
 
 class Progress(Periodic):
@@ -158,7 +165,10 @@ class ProcessesProgress(Progress):
                 states.append(json.loads(p.read_text()))
             except (OSError, ValueError):  # not written yet
                 continue
-        self._counters.show_processes(states)
+        try:
+            self._counters.show_processes(states)
+        except (KeyError, IndexError, TypeError, ValueError):  # not a file of this version
+            return
         super().tick()
 
 

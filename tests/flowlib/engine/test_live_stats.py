@@ -11,7 +11,7 @@ from flowlib import DeadLetter, Flow, ListSink, ListSource
 from flowlib.engine import run
 from flowlib.engine._counters import Counters
 from flowlib.engine._live_stats import CheckpointTally, Histogram, StateProbe
-from flowlib.time import END_OF_TIME
+from flowlib.time import END_OF_TIME, to_micros
 from operators.aggregate import Count, Keyed
 
 
@@ -88,6 +88,10 @@ class _Group:
     def __post_init__(self) -> None:
         self.backend = _Backend(self.keys)
 
+    @property
+    def watermark_us(self) -> int | None:
+        return None if self.watermark is None else to_micros(self.watermark)
+
 
 def test_probe_sums_keys_and_takes_the_earliest_watermark() -> None:
     p = StateProbe()
@@ -114,9 +118,9 @@ def test_a_runs_checkpoints_count_the_bytes_of_incremental_files(tmp_path: Path)
     run(flow, recovery_dir=tmp_path, snapshot_interval=timedelta(seconds=60),
         incremental_checkpoints=True, incremental_min_keys=10, on_start=seen.append)
     [counters] = seen
-    [*_, last] = counters.checkpoints.take_finished(all_=True)
+    counters.checkpoints.take_finished(all_=True)
     count, _, total, _ = counters.checkpoints.summary()
-    assert count == last.number
+    assert count == 1  # one epoch
     files = [p for p in (tmp_path / "flowlib-state").rglob("*") if p.is_file()]
     file_bytes = sum(p.stat().st_size for p in files)
     assert file_bytes > 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from flowlib.engine._counters import Counters
 from flowlib.observe import MetricsServer
+from flowlib.time import to_micros
 from tests.examples.cli_helpers import ROOT, flowlib_command
 from tests.examples.test_log_agg import with_garbage
 
@@ -120,7 +121,7 @@ class _Backend:
 
 class _Group:
     def __init__(self, watermark: datetime, keys: int) -> None:
-        self.watermark = watermark
+        self.watermark_us = to_micros(watermark)
         self.backend = _Backend(keys)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import pty
 import re
@@ -10,8 +11,10 @@ import select
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from flowlib.engine._counters import Counters
-from flowlib.observe import Progress
+from flowlib.observe import LiveState, Periodic, ProcessesProgress, Progress
 from tests.examples.cli_helpers import ROOT, flowlib_command
 from tests.examples.test_log_agg import with_garbage
 
@@ -139,3 +142,36 @@ def test_no_carriage_returns_without_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert b"\r" not in proc.stderr
     assert b"records read" in proc.stderr  # as plain log lines
+
+
+def test_a_failing_observer_logs_a_warning_and_the_run_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(Periodic):
+        def tick(self) -> None:
+            raise OSError("disk full")
+
+    p = Broken(3600, "flowlib-broken")
+    with caplog.at_level(logging.WARNING, logger="flowlib"):
+        p.start()
+        p.stop()  # its last tick fails: reported, not raised
+    assert [r.getMessage() for r in caplog.records] == ["flowlib-broken failed"]
+
+
+def test_launcher_progress_sums_the_files_its_processes_keep(tmp_path: Path) -> None:
+    steps = [("src", "source"), ("out", "sink")]
+    a, b = Counters("f", steps), Counters("f", steps)
+    a.add("src", 10, 10, 0)
+    a.source_size("src", "p0", (100, 400), "bytes")
+    b.add("src", 30, 30, 0)
+    files = [tmp_path / "0.live.json", tmp_path / "1.live.json", tmp_path / "2.live.json"]
+    LiveState(a, files[0]).tick()
+    LiveState(b, files[1]).tick()  # the third process has not written yet
+    out = io.StringIO()
+    launcher = Counters("f", steps)
+    ProcessesProgress(launcher, files, out, tty=False).tick()
+    assert launcher.report(0).records_read == 40
+    assert launcher.source_sizes() == {"bytes": (100, 400)}
+    files[2].write_text('{"steps": [[1]], "sizes": []}')  # not this version's layout
+    ProcessesProgress(launcher, files, out, tty=False).tick()  # skipped, no error
+    assert launcher.report(0).records_read == 40
