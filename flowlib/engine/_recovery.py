@@ -244,6 +244,11 @@ def _latest_snapshots(directory: Path, step_id: str) -> Iterator[bytes]:
                 yield data
 
 
+def recovery_dir_is_new(directory: Path) -> bool:
+    """Whether ``directory`` holds no initialised recovery store (a run there starts fresh)."""
+    return not any(directory.glob("part-*.sqlite3"))
+
+
 def prepare_recovery_dir(flow: Flow, directory: Path, partitions: int) -> bool:
     """Create and initialise ``directory`` when new; otherwise check it fits ``flow``.
 
@@ -252,7 +257,7 @@ def prepare_recovery_dir(flow: Flow, directory: Path, partitions: int) -> bool:
     """
     directory.mkdir(parents=True, exist_ok=True)
     manifest_path = directory / MANIFEST
-    if not any(directory.glob("part-*.sqlite3")):
+    if recovery_dir_is_new(directory):
         # Manifest first, partitions last and each renamed into place: a kill -9 at any point
         # of this leaves a directory that starts fresh or resumes, never "no manifest".
         _write_manifest(manifest_path, manifest_of(flow))

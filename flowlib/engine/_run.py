@@ -128,16 +128,24 @@ def prepare_run(
 ) -> None:
     """Once per run, before any process starts: initialise or check the recovery directory and,
     unless resuming, let the sinks start empty."""
-    fresh = True
-    if recovery_dir is not None:
-        # Imported here: schema checks need pyarrow, which runs without recovery never load.
-        from flowlib.engine._recovery import prepare_recovery_dir
+    if recovery_dir is None:
+        _prepare_sinks(flow)
+        return
+    # Imported here: schema checks need pyarrow, which runs without recovery never load.
+    from flowlib.engine._recovery import prepare_recovery_dir, recovery_dir_is_new
 
-        fresh = prepare_recovery_dir(flow, Path(recovery_dir), partitions)
-    if fresh:
-        for s in flow.sinks:
-            s.sink.prepare()
-        default_dead_letter_sink(flow).prepare()
+    # Sinks first, then the directory: a run killed in between finds no initialised directory
+    # and starts fresh again, sinks included. (The other way round, the next run would resume
+    # with sinks that were never prepared.)
+    if recovery_dir_is_new(Path(recovery_dir)):
+        _prepare_sinks(flow)
+    prepare_recovery_dir(flow, Path(recovery_dir), partitions)
+
+
+def _prepare_sinks(flow: Flow) -> None:
+    for s in flow.sinks:
+        s.sink.prepare()
+    default_dead_letter_sink(flow).prepare()
 
 
 def user_error(exc: BaseException) -> BaseException:

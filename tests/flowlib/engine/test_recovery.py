@@ -6,10 +6,13 @@ import json
 import pickle
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from flowlib import Flow, JsonLinesSink, ListSource
 from flowlib.engine._recovery import MANIFEST, migrate
+from flowlib.engine._run import prepare_run
 from flowlib.errors import FlowlibError
 
 # The columns of bytewax's ``snaps`` table that migrate reads and writes.
@@ -82,3 +85,34 @@ def test_a_wrong_name_changes_nothing(tmp_path: Path, kwargs: dict[str, object],
     with pytest.raises(FlowlibError, match=error.replace("[", r"\[")):
         migrate(root, **kwargs)  # type: ignore[arg-type]
     assert (rows(root), (root / MANIFEST).read_text()) == before
+
+
+def test_a_run_killed_while_preparing_starts_fresh_again_sinks_included(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sinks are prepared before the recovery directory is initialised: a run killed in
+    between leaves a directory the next run treats as new, so it prepares every sink again."""
+    out = tmp_path / "out"
+    out.mkdir()
+    flow = Flow("two_sinks")
+    nums = flow.source(ListSource(range(3), int), name="nums")
+    nums.sink(JsonLinesSink(out / "a.jsonl", int), name="a")
+    nums.sink(JsonLinesSink(out / "b.jsonl", int), name="b")
+    for name in ("a", "b", "dead_letters"):
+        (out / f"{name}.jsonl").write_text("stale\n")  # an earlier run's output
+    rec = tmp_path / "rec"
+    real_prepare = JsonLinesSink.prepare
+
+    def killed_at_b(self: JsonLinesSink[Any]) -> None:
+        if self.path.name == "b.jsonl":
+            raise KeyboardInterrupt  # stands for the kill
+        real_prepare(self)
+
+    monkeypatch.setattr(JsonLinesSink, "prepare", killed_at_b)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_run(flow, rec, 1)
+    assert not list(rec.glob("part-*.sqlite3"))  # not initialised: the next run is fresh
+    monkeypatch.setattr(JsonLinesSink, "prepare", real_prepare)
+    prepare_run(flow, rec, 1)
+    assert list(rec.glob("part-*.sqlite3"))
+    assert [(out / f"{n}.jsonl").read_text() for n in ("a", "b", "dead_letters")] == ["", "", ""]
