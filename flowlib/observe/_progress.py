@@ -151,7 +151,8 @@ class LiveState(Periodic):
 
 class ProcessesProgress(Progress):
     """:class:`Progress` of a run's processes, summed from the files their :class:`LiveState`
-    writes (a process that has not written yet counts as nothing read)."""
+    writes; shown once every process has written (the first file seen sets what counts as
+    already done, for the rate and the ETA)."""
 
     def __init__(self, counters: Counters, paths: list[Path], stream: TextIO, *,
                  tty: bool) -> None:
@@ -164,7 +165,7 @@ class ProcessesProgress(Progress):
             try:
                 states.append(json.loads(p.read_text()))
             except (OSError, ValueError):  # not written yet
-                continue
+                return
         try:
             self._counters.show_processes(states)
         except (KeyError, IndexError, TypeError, ValueError):  # not a file of this version

@@ -166,12 +166,16 @@ def test_launcher_progress_sums_the_files_its_processes_keep(tmp_path: Path) -> 
     b.add("src", 30, 30, 0)
     files = [tmp_path / "0.live.json", tmp_path / "1.live.json", tmp_path / "2.live.json"]
     LiveState(a, files[0]).tick()
-    LiveState(b, files[1]).tick()  # the third process has not written yet
+    LiveState(b, files[1]).tick()
     out = io.StringIO()
     launcher = Counters("f", steps)
-    ProcessesProgress(launcher, files, out, tty=False).tick()
+    progress = ProcessesProgress(launcher, files, out, tty=False)
+    progress.tick()  # the third process has not written yet: nothing shown
+    assert launcher.report(0).records_read == 0
+    LiveState(Counters("f", steps), files[2]).tick()
+    progress.tick()
     assert launcher.report(0).records_read == 40
     assert launcher.source_sizes() == {"bytes": (100, 400)}
     files[2].write_text('{"steps": [[1]], "sizes": []}')  # not this version's layout
-    ProcessesProgress(launcher, files, out, tty=False).tick()  # skipped, no error
+    progress.tick()  # skipped, no error
     assert launcher.report(0).records_read == 40
