@@ -53,15 +53,18 @@ def test_kill_9_and_resume_with_other_parallelism(
 ) -> None:
     log, clean = clean_run
     rec, out = tmp_path / "rec", tmp_path / "out"
-    args = [*flowlib_command(), "run", str(SCRIPT), *first, "-q", "--recovery", str(rec),
+    args = [*flowlib_command(), "run", str(SCRIPT), *first, "-q", "-v", "--recovery", str(rec),
             "--snapshot-interval", "0.2", "--", str(log), "--out", str(out)]
-    with (tmp_path / "crashed.stderr").open("wb") as err:
+    crashed_log = tmp_path / "crashed.stderr"
+    with crashed_log.open("wb") as err:
         proc = subprocess.Popen(args, cwd=ROOT, stderr=err, start_new_session=True)
-        # Kill once a third of the dead letters are out: well under way, far from finished.
+        # Kill once a third of the dead letters are out (well under way, far from finished)
+        # and a process has logged its second checkpoint (the first is committed by then).
         dead, enough = out / "dead_letters.jsonl", (clean / "dead_letters.jsonl").stat().st_size
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if dead.exists() and dead.stat().st_size > enough // 3:
+            if (dead.exists() and dead.stat().st_size > enough // 3
+                    and ": checkpoint 2: " in crashed_log.read_text()):
                 break
             assert proc.poll() is None, "the run ended before it could be killed: make it longer"
             time.sleep(0.01)
