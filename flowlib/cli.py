@@ -12,13 +12,12 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
 from flowlib._script import load_flow
-from flowlib.engine import RunReport, StepCounts, run
+from flowlib.engine import RunReport, run
 from flowlib.engine._compile import counted_steps
 from flowlib.engine._counters import Counters
 from flowlib.engine._run import prepare_run
@@ -170,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return _exit_status(exc)
     log_end(report)
     if args.report_file is not None:
-        args.report_file.write_text(json.dumps(asdict(report)))
+        args.report_file.write_text(json.dumps(report.to_json()))
     elif not args.quiet and args.log_format == "text":  # JSON logs: the run_end record has it
         print(report.table(), file=sys.stderr)
         print(report.summary(), file=sys.stderr)
@@ -276,7 +275,8 @@ def _spawn_local(args: argparse.Namespace, script_args: list[str]) -> RunReport:
         if failed:
             msg = f"process {failed[0]} of {args.processes} failed (exit {failed[1]})"
             raise FlowlibError(msg)
-        reports = [_read_report(Path(tmp) / f"{i}.json") for i in range(args.processes)]
+        reports = [RunReport.from_json(json.loads((Path(tmp) / f"{i}.json").read_text()))
+                   for i in range(args.processes)]
     merged = reports[0]
     for r in reports[1:]:
         merged = merged.merged(r)
@@ -348,7 +348,7 @@ def _fork(
                            progress=False,
                            live_file=None if args.quiet else _live_file(report_file))
         log_end(report)
-        report_file.write_text(json.dumps(asdict(report)))
+        report_file.write_text(json.dumps(report.to_json()))
         status = 0
     except BaseException as exc:
         status = _exit_status(exc)
@@ -413,12 +413,6 @@ def _wait_all(procs: list[_Child]) -> tuple[int, int] | None:
         if not running:
             return None
         time.sleep(0.002)  # a short run ends sooner; 500 polls a second cost nothing
-
-
-def _read_report(path: Path) -> RunReport:
-    data = json.loads(path.read_text())
-    steps = [StepCounts(**s) for s in data["steps"]]
-    return RunReport(data["flow"], steps, data["wall_seconds"])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import reduce
 from typing import Any
 
 from flowlib.engine._live_stats import LATENCY_BUCKETS, CheckpointTally, Histogram, StateProbe
@@ -49,6 +50,15 @@ class RunReport:
     def dead_letters(self) -> int:
         """Dead letters of all steps."""
         return sum(s.dead_letters for s in self.steps)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON-able data (:meth:`from_json` reads it back)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunReport:
+        """A report from :meth:`to_json`'s data (of another process of the run)."""
+        return cls(data["flow"], [StepCounts(**s) for s in data["steps"]], data["wall_seconds"])
 
     def merged(self, other: RunReport) -> RunReport:
         """This report plus ``other`` (e.g. of another process of the same run)."""
@@ -152,23 +162,25 @@ class Counters:
     def live_state(self) -> dict[str, Any]:
         """This process's counts and source sizes as JSON-able data, for a launcher showing
         the progress of its processes (:meth:`show_processes`)."""
+        report = self.report(0.0)
         with self._lock:
-            return {
-                "steps": [[s.records_in, s.records_out, s.dead_letters, s.late]
-                          for s in self._report.steps],
-                "sizes": [[step, part, *v] for (step, part), v in self._sizes.items()],
-            }
+            sizes = [[step, part, *v] for (step, part), v in self._sizes.items()]
+        return {"report": report.to_json(), "sizes": sizes}
 
     def show_processes(self, states: list[dict[str, Any]]) -> None:
         """Set the counts to the sums of processes' :meth:`live_state` (their partitions are
         their own: sizes are kept per partition)."""
+        if not states:
+            return
+        total = reduce(RunReport.merged, [RunReport.from_json(st["report"]) for st in states])
         with self._lock:
-            for i, s in enumerate(self._report.steps):
-                s.records_in, s.records_out, s.dead_letters, s.late = (
-                    sum(int(st["steps"][i][j]) for st in states) for j in range(4))
+            if [s.step for s in total.steps] != [s.step for s in self._report.steps]:
+                msg = "the processes' steps are not this flow's"
+                raise ValueError(msg)
+            self._report.steps = total.steps
             for st in states:
-                for step, part, done, total, unit in st["sizes"]:
-                    self._sizes[step, part] = (int(done), int(total), str(unit))
+                for step, part, done, total_size, unit in st["sizes"]:
+                    self._sizes[step, part] = (int(done), int(total_size), str(unit))
 
     def latencies(self) -> dict[str, Histogram]:
         """Each step's batch latencies so far (empty histograms unless :attr:`timed`)."""
